@@ -1,0 +1,90 @@
+package imds
+
+import (
+	"context"
+	"errors"
+)
+
+// Errors of the domain and of every Store. Backends wrap them with %w and
+// context; callers test them with errors.Is.
+var (
+	// ErrNotFound: the key, instance or record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: a value fails validation.
+	ErrInvalid = errors.New("invalid value")
+	// ErrAddressInUse: another live instance already holds the address.
+	ErrAddressInUse = errors.New("address in use")
+	// ErrTokensEnforced: the account enforces IMDSv2 and the change would not.
+	ErrTokensEnforced = errors.New("imdsv2 enforced")
+	// ErrCompacted: Watch cannot resume from the requested revision because
+	// the history is gone; reload everything with View and watch again.
+	ErrCompacted = errors.New("revision compacted")
+	// ErrUnavailable: the store cannot be reached; nothing was written.
+	ErrUnavailable = errors.New("store unavailable")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store closed")
+)
+
+// Store is frontdesk's persistent state: an ordered key-value space with
+// serialisable transactions and a change feed. Keys are slash-separated
+// strings; values are opaque bytes. The key layout belongs to this package.
+//
+// Every store has a revision, a number that grows with each committed Update
+// that changed something. Watch reports changes by revision so that a
+// reader can load a consistent view (View reports its revision) and then
+// follow every later change exactly once.
+type Store interface {
+	// View runs fn in a read-only transaction over a consistent view.
+	// Errors: ErrUnavailable, ErrClosed, or whatever fn returns.
+	View(ctx context.Context, fn func(Tx) error) error
+
+	// Update runs fn in a read-write transaction and commits it atomically
+	// if fn returns nil; nothing is written if fn returns an error. A
+	// backend with optimistic concurrency (etcd) may run fn more than once,
+	// so fn must depend only on what it reads through tx.
+	// Errors: ErrUnavailable (nothing written), ErrClosed, or fn's error.
+	Update(ctx context.Context, fn func(Tx) error) error
+
+	// Watch reports every change committed after revision rev, in order,
+	// one Batch per transaction, until ctx ends (the channel is then
+	// closed). If rev is older than the history the store keeps, the first
+	// and only Batch has Err set to ErrCompacted. A backend whose
+	// connection breaks resumes by itself; it reports ErrCompacted when it
+	// cannot resume without a gap.
+	Watch(ctx context.Context, rev int64) (<-chan Batch, error)
+
+	// Close releases the store. Later calls return ErrClosed.
+	Close() error
+}
+
+// Tx is a transaction. It is valid only inside the function it is given to.
+type Tx interface {
+	// Get returns the value of key, or ErrNotFound. The slice must not be
+	// modified or kept after the transaction.
+	Get(key string) ([]byte, error)
+	// Put sets key to value. It fails in a read-only transaction.
+	Put(key string, value []byte) error
+	// Delete removes key; deleting a missing key is not an error.
+	Delete(key string) error
+	// Scan calls fn for every key with the prefix, in key order, stopping
+	// at fn's first error (which Scan returns).
+	Scan(prefix string, fn func(key string, value []byte) error) error
+	// Revision is the store revision this transaction reads at.
+	Revision() int64
+}
+
+// Batch is the set of changes one committed transaction made.
+type Batch struct {
+	Revision int64
+	Changes  []Change
+	// Err is set (to ErrCompacted or ErrUnavailable) when the watch cannot
+	// go on; the reader reloads with View and watches again.
+	Err error
+}
+
+// Change is one key's new value, or its deletion.
+type Change struct {
+	Key     string
+	Value   []byte
+	Deleted bool
+}
