@@ -44,15 +44,15 @@ type Instance struct {
 	// Profile is the meta-data/profile value, e.g. "default-hvm".
 	Profile string `json:"profile,omitempty"`
 
-	Placement          Placement          `json:"placement"`
-	NetworkInterfaces  []NetworkInterface `json:"networkInterfaces"`
-	BlockDevices       []BlockDevice      `json:"blockDevices,omitempty"`
-	PublicKeys         []PublicKey        `json:"publicKeys,omitempty"`
-	Tags               []Tag              `json:"tags,omitempty"`
-	UserData           []byte             `json:"userData,omitempty"`
+	Placement          Placement           `json:"placement"`
+	NetworkInterfaces  []NetworkInterface  `json:"networkInterfaces"`
+	BlockDevices       []BlockDevice       `json:"blockDevices,omitempty"`
+	PublicKeys         []PublicKey         `json:"publicKeys,omitempty"`
+	Tags               []Tag               `json:"tags,omitempty"`
+	UserData           []byte              `json:"userData,omitempty"`
 	IAMInstanceProfile *IAMInstanceProfile `json:"iamInstanceProfile,omitempty"`
-	Events             Events             `json:"events"`
-	MetadataOptions    MetadataOptions    `json:"metadataOptions"`
+	Events             Events              `json:"events"`
+	MetadataOptions    MetadataOptions     `json:"metadataOptions"`
 	// OptionsRevision is the store revision of the last metadata-options
 	// change. The control plane reports "applied" once the data plane's
 	// snapshot has reached it.

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// env is what every subcommand gets from the process: no globals, so tests
+// run subcommands in-process and in parallel.
+type env struct {
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// exitError carries a specific exit status (e.g. compliance findings).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+// subcommands maps a name to its entry point and one line of help.
+type subcommand struct {
+	run  func(ctx context.Context, e *env, args []string) error
+	help string
+}
+
+func subcommands() map[string]subcommand {
+	return map[string]subcommand{
+		"serve": {cmdServe, "run the data plane and the control plane"},
+	}
+}
+
+// run is the whole program: main only supplies the process's environment.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := &env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	cmds := subcommands()
+	if len(args) < 2 || args[1] == "help" || args[1] == "-h" || args[1] == "--help" {
+		usage(e.stdout, cmds)
+		if len(args) < 2 {
+			return &exitError{code: 2, err: errors.New("no subcommand")}
+		}
+		return nil
+	}
+	c, ok := cmds[args[1]]
+	if !ok {
+		usage(e.stderr, cmds)
+		return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q", args[1])}
+	}
+	return c.run(ctx, e, args[2:])
+}
+
+func usage(w io.Writer, cmds map[string]subcommand) {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	b.WriteString("frontdesk: an EC2-compatible instance metadata service\n\nusage: frontdesk <subcommand> [flags]\n\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-12s %s\n", n, cmds[n].help)
+	}
+	io.WriteString(w, b.String())
+}

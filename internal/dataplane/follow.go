@@ -1,0 +1,256 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/frontdesk-imds/frontdesk/internal/imds"
+)
+
+// FollowerOptions are the optional knobs of a Follower.
+type FollowerOptions struct {
+	Now    func() time.Time
+	Logger *slog.Logger
+	// OnSecret is called with every stored secret at load and whenever one
+	// changes (the token key ring, signing keys) so that other nodes' writes
+	// take effect here.
+	OnSecret func(name string, value []byte)
+	// OnSnapshot is called after each new snapshot is published.
+	OnSnapshot func(s *Snapshot)
+	// Include decides whether this node serves an instance (fleet placement);
+	// nil serves every instance.
+	Include func(*imds.Instance) bool
+}
+
+// Follower keeps the data plane's snapshot in step with the store: it loads
+// everything once, then applies each watched batch by copying the snapshot
+// with the changed instances rebuilt. If the store goes away it keeps the
+// last snapshot (fail-static) and retries.
+type Follower struct {
+	store imds.Store
+	opts  FollowerOptions
+	cur   atomic.Pointer[Snapshot]
+
+	loadedOnce sync.Once
+	loaded     chan struct{}
+	lastErr    atomic.Pointer[error]
+}
+
+// NewFollower returns a follower serving an empty snapshot until Run loads.
+func NewFollower(store imds.Store, opts FollowerOptions) *Follower {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Follower{store: store, opts: opts, loaded: make(chan struct{})}
+	f.cur.Store(emptySnapshot())
+	return f
+}
+
+// Snapshot returns the current snapshot. It never blocks.
+func (f *Follower) Snapshot() *Snapshot { return f.cur.Load() }
+
+// Applied is the store revision the served snapshot reflects.
+func (f *Follower) Applied() int64 { return f.cur.Load().Revision }
+
+// Loaded is closed once the first full snapshot is served.
+func (f *Follower) Loaded() <-chan struct{} { return f.loaded }
+
+// StoreErr is the last error talking to the store, nil while healthy.
+func (f *Follower) StoreErr() error {
+	if p := f.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Load reads the whole store once and publishes the snapshot. Run calls it;
+// the daemon may call it first to be ready before serving.
+func (f *Follower) Load(ctx context.Context) (int64, error) {
+	var (
+		rev       int64
+		instances []*imds.Instance
+		secrets   = map[string][]byte{}
+	)
+	err := f.store.View(ctx, func(tx imds.Tx) error {
+		rev = tx.Revision()
+		instances = instances[:0]
+		clear(secrets)
+		if err := imds.ListInstances(tx, func(in *imds.Instance) error {
+			if served(in) && f.include(in) {
+				instances = append(instances, in)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Scan(imds.SecretKey(""), func(k string, v []byte) error {
+			secrets[strings.TrimPrefix(k, imds.SecretKey(""))] = append([]byte(nil), v...)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, err
+	}
+	if f.opts.OnSecret != nil {
+		for name, v := range secrets {
+			f.opts.OnSecret(name, v)
+		}
+	}
+	f.publish(buildSnapshot(rev, instances, f.opts.Now()))
+	return rev, nil
+}
+
+func (f *Follower) include(in *imds.Instance) bool {
+	return f.opts.Include == nil || f.opts.Include(in)
+}
+
+func (f *Follower) publish(s *Snapshot) {
+	f.cur.Store(s)
+	f.loadedOnce.Do(func() { close(f.loaded) })
+	if f.opts.OnSnapshot != nil {
+		f.opts.OnSnapshot(s)
+	}
+}
+
+// Run follows the store until ctx ends.
+func (f *Follower) Run(ctx context.Context) error {
+	backoff := 50 * time.Millisecond
+	needLoad := true
+	var rev int64
+	for ctx.Err() == nil {
+		if needLoad {
+			r, err := f.Load(ctx)
+			if err != nil {
+				f.setErr(err)
+				f.opts.Logger.Warn("loading the store failed; serving the last snapshot", "err", err)
+				if !sleep(ctx, backoff) {
+					break
+				}
+				backoff = min(backoff*2, 5*time.Second)
+				continue
+			}
+			rev = r
+			needLoad = false
+		}
+		r, err := f.follow(ctx, rev)
+		rev = r
+		if ctx.Err() != nil {
+			break
+		}
+		f.setErr(err)
+		if errors.Is(err, imds.ErrCompacted) {
+			f.opts.Logger.Info("watch history compacted; reloading the store")
+			needLoad = true
+			continue
+		}
+		f.opts.Logger.Warn("watching the store failed; serving the last snapshot", "err", err)
+		if !sleep(ctx, backoff) {
+			break
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	return nil
+}
+
+func (f *Follower) setErr(err error) {
+	if err == nil {
+		f.lastErr.Store(nil)
+		return
+	}
+	f.lastErr.Store(&err)
+}
+
+// follow applies batches after rev until the watch ends; it returns the last
+// applied revision and why it stopped.
+func (f *Follower) follow(ctx context.Context, rev int64) (int64, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := f.store.Watch(wctx, rev)
+	if err != nil {
+		return rev, err
+	}
+	f.setErr(nil)
+	for {
+		var b imds.Batch
+		var ok bool
+		select {
+		case b, ok = <-ch:
+		case <-ctx.Done():
+			return rev, ctx.Err()
+		}
+		if !ok {
+			return rev, errors.New("watch closed")
+		}
+		if b.Err != nil {
+			return rev, b.Err
+		}
+		// Coalesce whatever else is already queued into one new snapshot.
+		batches := []imds.Batch{b}
+	drain:
+		for len(batches) < 256 {
+			select {
+			case nb, ok := <-ch:
+				if !ok || nb.Err != nil {
+					f.apply(batches)
+					if !ok {
+						return batches[len(batches)-1].Revision, errors.New("watch closed")
+					}
+					return batches[len(batches)-1].Revision, nb.Err
+				}
+				batches = append(batches, nb)
+			default:
+				break drain
+			}
+		}
+		f.apply(batches)
+		rev = batches[len(batches)-1].Revision
+	}
+}
+
+func (f *Follower) apply(batches []imds.Batch) {
+	changed := map[string]*imds.Instance{}
+	for _, b := range batches {
+		for _, c := range b.Changes {
+			if id, ok := imds.IsInstanceKey(c.Key); ok {
+				if c.Deleted {
+					changed[id] = nil
+					continue
+				}
+				in, err := imds.DecodeInstance(c.Value)
+				if err != nil {
+					f.opts.Logger.Error("skipping an undecodable instance", "instance", id, "err", err)
+					continue
+				}
+				if !f.include(in) {
+					in = nil
+				}
+				changed[id] = in
+				continue
+			}
+			if name, ok := strings.CutPrefix(c.Key, imds.SecretKey("")); ok && !c.Deleted && f.opts.OnSecret != nil {
+				f.opts.OnSecret(name, c.Value)
+			}
+		}
+	}
+	last := batches[len(batches)-1].Revision
+	f.publish(f.cur.Load().with(last, changed, f.opts.Now()))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
