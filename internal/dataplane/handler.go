@@ -40,6 +40,8 @@ type Options struct {
 	// IPv6Endpoint marks the handler behind the [fd00:ec2::254] listener:
 	// it serves only instances with HttpProtocolIpv6=enabled.
 	IPv6Endpoint bool
+	// Limits are the per-instance request rate limits.
+	Limits Limits
 }
 
 // Handler is the 169.254.169.254 HTTP surface.
@@ -52,6 +54,7 @@ type Handler struct {
 	log    *slog.Logger
 	obs    Observer
 	ipv6   bool
+	limit  *limiter
 	ttls   [maxTokenTTL + 1][]string // pre-formatted TTL header values
 }
 
@@ -110,7 +113,7 @@ func New(snap func() *Snapshot, tokens Tokens, signer Signer, creds Credentials,
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint}
+	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint, limit: newLimiter(opts.Limits)}
 	for i := range h.ttls {
 		h.ttls[i] = []string{strconv.Itoa(i)}
 	}
@@ -139,6 +142,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, hdr http.Header,
 	}
 	in := g.Instance
 	ev.InstanceID = in.InstanceID
+	if h.limit != nil {
+		if ok, wait := h.limit.allow(in.InstanceID, ev.Start); !ok {
+			ev.Outcome = OutcomeThrottled
+			hdr["Retry-After"] = h.ttls[min(int(wait/time.Second)+1, maxTokenTTL)]
+			return empty(w, hdr, http.StatusTooManyRequests)
+		}
+	}
 	if h.ipv6 && in.MetadataOptions.HttpProtocolIPv6 != imds.Enabled {
 		// On EC2 the IPv6 endpoint does not exist for this instance: drop
 		// the connection without an answer rather than invent one.
@@ -263,6 +273,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, hdr http.Header,
 		return h.body(w, r, hdr, g, hvText, mdtree.IdentityCredentialsInfoJSON(updated, in.AccountID))
 	}
 	return notFound(w, hdr)
+}
+
+// Forget drops per-instance state (rate-limit buckets) of instances that are
+// no longer in s. The daemon calls it after each snapshot swap.
+func (h *Handler) Forget(s *Snapshot) {
+	if h.limit != nil {
+		h.limit.forget(s)
+	}
 }
 
 // caller finds the instance by the connection's source address. Headers

@@ -1,0 +1,102 @@
+package dataplane
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/frontdesk-imds/frontdesk/internal/imds"
+)
+
+func TestBucketAllowsBurstThenRate(t *testing.T) {
+	var b bucket
+	now := testNow
+	interval := 10 * time.Millisecond // 100/s
+	for i := range 5 {
+		if ok, _ := b.allow(now, interval, 5); !ok {
+			t.Fatalf("request %d of the burst refused", i)
+		}
+	}
+	ok, wait := b.allow(now, interval, 5)
+	if ok || wait <= 0 || wait > interval {
+		t.Fatalf("sixth request: ok=%v wait=%v, want refused with a wait within one interval", ok, wait)
+	}
+	if ok, _ := b.allow(now.Add(interval), interval, 5); !ok {
+		t.Fatal("a request one interval later was refused")
+	}
+}
+
+func TestRateLimitAnswers429PerInstance(t *testing.T) {
+	p := newPlane(t, testInstance(idA, addrA, imds.Optional), testInstance(idB, addrB, imds.Optional))
+	p.h = New(p.f.Snapshot, fakeTokens{}, fakeSigner{}, fakeCreds{testNow}, Options{
+		Now:    func() time.Time { return testNow }, // frozen clock: no refill
+		Limits: Limits{Rate: 10, Burst: 3},
+	})
+	for i := range 3 {
+		if s := p.do(req{path: "/latest/meta-data/instance-id", from: addrA}).StatusCode; s != 200 {
+			t.Fatalf("request %d: %d", i, s)
+		}
+	}
+	resp := p.do(req{path: "/latest/meta-data/instance-id", from: addrA})
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || len(body) != 0 {
+		t.Fatalf("over the limit: %d Retry-After=%q body=%q", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if s := p.do(req{path: "/latest/meta-data/instance-id", from: addrB}).StatusCode; s != 200 {
+		t.Fatalf("the other instance was limited too: %d", s)
+	}
+}
+
+func TestConnLimiterCapsPerInstance(t *testing.T) {
+	p := newPlane(t, testInstance(idA, "127.0.0.1", imds.Optional))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := LimitConns(l, p.f.Snapshot, 2)
+	defer cl.Close()
+	accepted := make(chan net.Conn, 10)
+	go func() {
+		for {
+			c, err := cl.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	var clients []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+	}
+	first, second := <-accepted, <-accepted
+	// The third connection is closed by the server: its read sees EOF.
+	clients[2].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := clients[2].Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("third connection: %v, want EOF", err)
+	}
+	if cl.Rejected.Load() != 1 {
+		t.Fatalf("rejected %d, want 1", cl.Rejected.Load())
+	}
+	// Closing one frees a slot.
+	first.Close()
+	c4, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c4.Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("a connection within the cap was not accepted")
+	}
+	second.Close()
+}
