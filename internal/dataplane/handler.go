@@ -55,6 +55,7 @@ type Handler struct {
 	obs    Observer
 	ipv6   bool
 	limit  *limiter
+	root   []byte // the version listing at "/"
 	ttls   [maxTokenTTL + 1][]string // pre-formatted TTL header values
 }
 
@@ -113,7 +114,7 @@ func New(snap func() *Snapshot, tokens Tokens, signer Signer, creds Credentials,
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint, limit: newLimiter(opts.Limits)}
+	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint, limit: newLimiter(opts.Limits), root: mdtree.RootListing()}
 	for i := range h.ttls {
 		h.ttls[i] = []string{strconv.Itoa(i)}
 	}
@@ -209,7 +210,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, hdr http.Header,
 	}
 	if version == "" {
 		ev.Outcome = OutcomeServed
-		return h.body(w, r, hdr, g, hvText, mdtree.RootListing())
+		return h.body(w, r, hdr, g, hvText, h.root)
 	}
 	if !mdtree.KnownVersion(version) {
 		return notFound(w, hdr)
