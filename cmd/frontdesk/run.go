@@ -47,7 +47,8 @@ type subcommand struct {
 
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
-		"serve": {cmdServe, "run the data plane and the control plane"},
+		"serve":    {cmdServe, "run the data plane and the control plane"},
+		"identity": {cmdIdentity, "print the identity-document certificates"},
 	}
 }
 

@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/frontdesk-imds/frontdesk/internal/bolt"
+	"github.com/frontdesk-imds/frontdesk/internal/config"
+	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
+	"github.com/frontdesk-imds/frontdesk/internal/credentials"
+	"github.com/frontdesk-imds/frontdesk/internal/dataplane"
+	"github.com/frontdesk-imds/frontdesk/internal/identity"
+	"github.com/frontdesk-imds/frontdesk/internal/imds"
+	"github.com/frontdesk-imds/frontdesk/internal/mdtree"
+	"github.com/frontdesk-imds/frontdesk/internal/memstore"
+	"github.com/frontdesk-imds/frontdesk/internal/token"
+)
+
+// serveConfig is everything `frontdesk serve` is told on its command line.
+type serveConfig struct {
+	listen     string
+	listenIPv6 string
+	apiListen  string
+	dataDir    string
+	store      string
+	configFile string
+	demo       bool
+	demoTokens string
+	logFormat  string
+	logLevel   string
+}
+
+func cmdServe(ctx context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var c serveConfig
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:1338", "data plane (IMDS) listen address, e.g. 169.254.169.254:80")
+	fs.StringVar(&c.listenIPv6, "listen-ipv6", "", "IPv6 data plane listen address, e.g. [fd00:ec2::254]:80 (served to instances with HttpProtocolIpv6=enabled)")
+	fs.StringVar(&c.apiListen, "api-listen", "127.0.0.1:1339", "control plane (EC2 API, /metrics, /healthz, /readyz) listen address")
+	fs.StringVar(&c.dataDir, "data-dir", "./frontdesk-data", "directory for the bolt store and admin.credentials")
+	fs.StringVar(&c.store, "store", "bolt", "store backend: bolt or memory")
+	fs.StringVar(&c.configFile, "config", "", "YAML configuration file (credential providers)")
+	fs.BoolVar(&c.demo, "demo", false, "register a demo instance bound to 127.0.0.1 and ::1 if the store has none")
+	fs.StringVar(&c.demoTokens, "demo-http-tokens", imds.Required, "HttpTokens of the demo instance: required or optional")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if c.demoTokens != imds.Required && c.demoTokens != imds.Optional {
+		return fmt.Errorf("serve: --demo-http-tokens must be required or optional, not %q", c.demoTokens)
+	}
+	log, err := newLogger(e, c.logFormat, c.logLevel)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, e, c, log)
+}
+
+func newLogger(e *env, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(e.stderr, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, o)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+func openStore(c serveConfig) (imds.Store, error) {
+	switch c.store {
+	case "bolt":
+		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		return bolt.Open(filepath.Join(c.dataDir, "frontdesk.db"), bolt.Options{})
+	case "memory":
+		return memstore.New(), nil
+	}
+	return nil, fmt.Errorf("--store must be bolt or memory, not %q", c.store)
+}
+
+// serve runs both planes until ctx ends, then drains and closes the store.
+func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
+	var cfg *config.Config
+	if c.configFile != "" {
+		var err error
+		if cfg, err = config.Load(c.configFile); err != nil {
+			return err
+		}
+	} else {
+		cfg = &config.Config{}
+	}
+	store, err := openStore(c)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	now := time.Now
+
+	keeper := token.NewKeeper(store, token.KeeperOptions{Now: now, Logger: log})
+	if err := keeper.Load(ctx); err != nil {
+		return fmt.Errorf("token key ring: %w", err)
+	}
+	signer, err := identity.LoadOrCreate(ctx, store, now)
+	if err != nil {
+		return fmt.Errorf("identity keys: %w", err)
+	}
+	admin, err := controlplane.LoadOrCreateAdmin(ctx, store)
+	if err != nil {
+		return fmt.Errorf("admin credentials: %w", err)
+	}
+	if c.store == "bolt" {
+		if err := controlplane.WriteSharedCredentialsFile(filepath.Join(c.dataDir, "admin.credentials"), admin); err != nil {
+			return err
+		}
+	}
+	if c.demo {
+		if err := seedDemo(ctx, store, now(), c.demoTokens); err != nil {
+			return err
+		}
+	}
+
+	resolve, err := cfg.Resolver(ctx, config.ResolverOptions{Now: now, Logger: log})
+	if err != nil {
+		return err
+	}
+	refresher := credentials.NewRefresher(resolve, credentials.RefresherOptions{Now: now, Logger: log})
+	follower := dataplane.NewFollower(store, dataplane.FollowerOptions{
+		Now:    now,
+		Logger: log,
+		OnSecret: func(name string, v []byte) {
+			if name == token.SecretName {
+				if err := keeper.Apply(v); err != nil {
+					log.Error("applying the stored token key ring failed", "err", err)
+				}
+			}
+		},
+		OnSnapshot: func(s *dataplane.Snapshot) { refresher.SetTargets(credentialTargets(s)) },
+	})
+	if _, err := follower.Load(ctx); err != nil {
+		return fmt.Errorf("load the store: %w", err)
+	}
+
+	dpOpts := dataplane.Options{Now: now, Logger: log}
+	dp := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher}, dpOpts)
+	dpOpts.IPv6Endpoint = true
+	dp6 := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher}, dpOpts)
+
+	var listeners []net.Listener
+	closeAll := func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}
+	listen := func(addr string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		listeners = append(listeners, l)
+		return l, nil
+	}
+	dl, err := listen(c.listen)
+	if err != nil {
+		return err
+	}
+	var dl6 net.Listener
+	if c.listenIPv6 != "" {
+		if dl6, err = listen(c.listenIPv6); err != nil {
+			return err
+		}
+	}
+	al, err := listen(c.apiListen)
+	if err != nil {
+		return err
+	}
+
+	cp := controlplane.New(store, controlplane.Options{
+		Now:         now,
+		Logger:      log,
+		Credentials: admin,
+		Applied:     follower.Applied,
+		Ready: func() error {
+			select {
+			case <-follower.Loaded():
+			default:
+				return errors.New("snapshot not loaded")
+			}
+			return follower.StoreErr()
+		},
+	})
+
+	servers := []*http.Server{dataplane.NewHTTPServer(dp), dataplane.NewHTTPServer(dp6), newAPIServer(cp.Handler())}
+	serveOn := []net.Listener{dl, dl6, al}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	wg.Go(func() { _ = follower.Run(runCtx) })
+	wg.Go(func() { _ = refresher.Run(runCtx) })
+	wg.Go(func() { _ = keeper.Run(runCtx) })
+	for i, srv := range servers {
+		if serveOn[i] == nil {
+			continue
+		}
+		wg.Go(func() {
+			if err := srv.Serve(serveOn[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		})
+	}
+
+	fmt.Fprintf(e.stdout, "data plane: http://%s\n", dl.Addr())
+	if dl6 != nil {
+		fmt.Fprintf(e.stdout, "data plane (IPv6): http://%s\n", dl6.Addr())
+	}
+	fmt.Fprintf(e.stdout, "control plane: http://%s\n", al.Addr())
+	if c.store == "bolt" {
+		fmt.Fprintf(e.stdout, "admin credentials: %s\n", filepath.Join(c.dataDir, "admin.credentials"))
+	}
+	fmt.Fprintln(e.stdout, "ready")
+	log.Info("frontdesk serving", "data_plane", dl.Addr().String(), "control_plane", al.Addr().String(), "instances", follower.Snapshot().Len())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	// Drain: stop accepting, finish in-flight requests, then stop the
+	// background work; the deferred Close releases the store last.
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer shutCancel()
+	for i, srv := range servers {
+		if serveOn[i] != nil {
+			_ = srv.Shutdown(shutCtx)
+		}
+	}
+	cancel()
+	wg.Wait()
+	log.Info("frontdesk stopped")
+	return runErr
+}
+
+func newAPIServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// credentialTargets lists what the refresher must keep fresh: every served
+// instance's identity credentials and its profile's role.
+func credentialTargets(s *dataplane.Snapshot) []credentials.Target {
+	ts := make([]credentials.Target, 0, 2*s.Len())
+	s.Each(func(g *dataplane.Guest) {
+		in := g.Instance
+		ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID})
+		if p := in.IAMInstanceProfile; p != nil && p.Role != "" {
+			ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID, Role: p.Role,
+				RoleArn: "arn:aws:iam::" + in.AccountID + ":role/" + p.Role})
+		}
+	})
+	return ts
+}
+
+// ringTokens adapts the key keeper: each call uses the current ring, so a
+// rotation takes effect at once.
+type ringTokens struct{ k *token.Keeper }
+
+func (t ringTokens) Mint(id string, gen uint64, ttl time.Duration, now time.Time) (string, time.Time, error) {
+	return t.k.Ring().Mint(id, gen, ttl, now)
+}
+
+func (t ringTokens) Verify(tok, id string, gen uint64, now time.Time) (time.Duration, error) {
+	return t.k.Ring().Verify(tok, id, gen, now)
+}
+
+type signerAdapter struct{ s *identity.Signer }
+
+func (a signerAdapter) Sign(doc []byte) ([]byte, []byte, []byte, error) {
+	sigs, err := a.s.Sign(doc)
+	return sigs.Signature, sigs.PKCS7, sigs.RSA2048, err
+}
+
+type credsAdapter struct{ r *credentials.Refresher }
+
+func (a credsAdapter) Credentials(instanceID, role string) (mdtree.Credentials, uint64, bool) {
+	e, ok := a.r.Get(instanceID, role)
+	if !ok {
+		return mdtree.Credentials{}, 0, false
+	}
+	c := e.Credentials
+	return mdtree.Credentials{
+		Code:            e.Code,
+		Message:         e.Message,
+		LastUpdated:     c.LastUpdated,
+		Expiration:      c.Expiration,
+		AccessKeyID:     c.AccessKeyID,
+		SecretAccessKey: c.SecretAccessKey,
+		Token:           c.SessionToken,
+	}, e.Version, true
+}
