@@ -49,6 +49,7 @@ func subcommands() map[string]subcommand {
 	return map[string]subcommand{
 		"serve":    {cmdServe, "run the data plane and the control plane"},
 		"identity": {cmdIdentity, "print the identity-document certificates"},
+		"get":      {cmdGet, "guest side: fetch a metadata path with the IMDSv2 token flow"},
 	}
 }
 
