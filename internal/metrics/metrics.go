@@ -1,0 +1,329 @@
+// Package metrics exposes frontdesk's Prometheus metrics and tracks recent
+// IMDSv1 use per instance for `frontdesk compliance`. It is the only package
+// that imports the Prometheus client library.
+//
+// Every metric lives in the Metrics value's own registry, never the global
+// one, so tests and several daemons in one process do not interfere.
+//
+// # Label cardinality
+//
+// A fleet can have many thousands of instances, and a series per instance on
+// every metric would overwhelm Prometheus. Cardinality is bounded like this:
+//
+//   - Only the two counters that mirror EC2's per-instance CloudWatch
+//     metrics, frontdesk_metadata_no_token_total and
+//     frontdesk_metadata_no_token_rejected_total, carry an instance_id
+//     label, and an instance gets a series only once it makes a tokenless
+//     call. Instances that only use IMDSv2 cost nothing.
+//   - At most Options.MaxInstanceSeries (default 10000) distinct instance_id
+//     values are exported. The calls of further instances are added to the
+//     series instance_id="_other"; an instance stays there until it is
+//     forgotten.
+//   - ForgetInstance (or KeepInstances after a snapshot swap) deletes a
+//     terminated instance's series and frees its slot, so the series count
+//     follows the live fleet rather than its history.
+//   - Role labels (credential refresh and expiry) are capped at
+//     Options.MaxRoleSeries (default 1000), then role="_other"; ForgetRole
+//     deletes a role's series. Store operations and control-plane error codes
+//     are capped at 64 values each, then "_other". Control-plane actions are
+//     the fixed set in Options.ControlPlaneActions (any other name is
+//     "_unknown"); without that set the first 64 names seen are kept.
+//   - Every other label (status, imds_version, outcome) has a small fixed
+//     set of values.
+//
+// Instance IDs only ever come from the data plane's snapshot (a caller at an
+// unknown address has no instance ID), so a guest cannot invent new series.
+package metrics
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/frontdesk-imds/frontdesk/internal/dataplane"
+)
+
+// Default limits on label values.
+const (
+	DefaultMaxInstanceSeries = 10000
+	DefaultMaxRoleSeries     = 1000
+	maxFreeLabels            = 64
+)
+
+// Label values used when a real value is not exported.
+const (
+	// OtherLabel replaces label values beyond a cardinality cap.
+	OtherLabel = "_other"
+	// UnknownActionLabel replaces control-plane action names that are not
+	// in Options.ControlPlaneActions.
+	UnknownActionLabel = "_unknown"
+	// IdentityRoleLabel is the role label of the instance identity
+	// credentials (role "").
+	IdentityRoleLabel = "_identity"
+)
+
+// Options are the optional knobs of New. The zero value works.
+type Options struct {
+	// MaxInstanceSeries caps the distinct instance_id label values
+	// (default DefaultMaxInstanceSeries).
+	MaxInstanceSeries int
+	// MaxRoleSeries caps the distinct role label values
+	// (default DefaultMaxRoleSeries).
+	MaxRoleSeries int
+	// ControlPlaneActions is the set of control-plane action names exported
+	// as the action label; other names become "_unknown". Empty keeps the
+	// first 64 names seen.
+	ControlPlaneActions []string
+	// Now is the clock for the IMDSv1 usage windows (default time.Now).
+	Now func() time.Time
+}
+
+// Metrics holds frontdesk's metrics and the IMDSv1 usage tracker. Its
+// methods are safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+	now func() time.Time
+
+	// Data plane, resolved ahead of time so Request does not allocate.
+	requests      *prometheus.CounterVec
+	requestByCode [3][600]atomic.Pointer[prometheus.Counter] // [version][status]
+	duration      [3]prometheus.Observer
+	outcomes      [outcomeCount]prometheus.Counter
+	tokensIssued  prometheus.Counter
+	unknownCaller prometheus.Counter
+	noToken       *prometheus.CounterVec
+	noTokenReject *prometheus.CounterVec
+
+	// Per-instance state of instances that made tokenless calls.
+	instMu     sync.RWMutex
+	instances  map[string]*instance
+	labelled   int // instances exported under their own instance_id
+	maxInst    int
+	connReject prometheus.Counter
+
+	// Everything else.
+	snapRevision prometheus.Gauge
+	instanceNum  prometheus.Gauge
+	applyLatency prometheus.Histogram
+	storeErrors  *prometheus.CounterVec
+	storeOps     *labelSet
+	credRefresh  *prometheus.CounterVec
+	credExpiry   *prometheus.GaugeVec
+	roles        *labelSet
+	cpRequests   *prometheus.CounterVec
+	cpActions    *labelSet
+	cpCodes      *labelSet
+}
+
+// outcomeCount is the number of dataplane.Outcome values, with room to
+// spare; unknown outcomes are counted as "other".
+const outcomeCount = 16
+
+var versionLabels = [3]string{"none", "1", "2"}
+
+// New returns a Metrics with every metric registered in its own registry,
+// together with the Go runtime and process collectors.
+func New(opts Options) *Metrics {
+	if opts.MaxInstanceSeries <= 0 {
+		opts.MaxInstanceSeries = DefaultMaxInstanceSeries
+	}
+	if opts.MaxRoleSeries <= 0 {
+		opts.MaxRoleSeries = DefaultMaxRoleSeries
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m := &Metrics{
+		reg:       prometheus.NewRegistry(),
+		now:       opts.Now,
+		instances: map[string]*instance{},
+		maxInst:   opts.MaxInstanceSeries,
+		storeOps:  newLabelSet(maxFreeLabels, nil, OtherLabel),
+		roles:     newLabelSet(opts.MaxRoleSeries, nil, OtherLabel),
+		cpCodes:   newLabelSet(maxFreeLabels, nil, OtherLabel),
+	}
+	if len(opts.ControlPlaneActions) > 0 {
+		m.cpActions = newLabelSet(0, opts.ControlPlaneActions, UnknownActionLabel)
+	} else {
+		m.cpActions = newLabelSet(maxFreeLabels, nil, UnknownActionLabel)
+	}
+
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "frontdesk_metadata_requests_total",
+		Help: "Metadata requests answered, by HTTP status (none: connection closed without an answer) and IMDS version (none: not established).",
+	}, []string{"status", "imds_version"})
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "frontdesk_metadata_request_duration_seconds",
+		Help:    "Time to answer a metadata request, by IMDS version.",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+	}, []string{"imds_version"})
+	for i, v := range versionLabels {
+		m.duration[i] = duration.WithLabelValues(v)
+	}
+	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "frontdesk_metadata_outcomes_total",
+		Help: "Metadata requests by outcome (served, token_issued, unknown_caller, endpoint_disabled, forwarded, bad_token, no_token_rejected, throttled, other).",
+	}, []string{"outcome"})
+	for i := range m.outcomes {
+		m.outcomes[i] = outcomes.WithLabelValues(dataplane.Outcome(i).String())
+	}
+	m.tokensIssued = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "frontdesk_tokens_issued_total",
+		Help: "IMDSv2 session tokens issued.",
+	})
+	m.unknownCaller = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "frontdesk_unknown_callers_total",
+		Help: "Metadata requests from a source address that belongs to no instance.",
+	})
+	m.noToken = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "frontdesk_metadata_no_token_total",
+		Help: "Tokenless (IMDSv1) metadata requests answered with 200, as EC2's MetadataNoToken. Capped instance_id values, see package doc.",
+	}, []string{"instance_id"})
+	m.noTokenReject = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "frontdesk_metadata_no_token_rejected_total",
+		Help: "Tokenless (IMDSv1) metadata requests refused with 401 because the instance requires tokens, as EC2's MetadataNoTokenRejected.",
+	}, []string{"instance_id"})
+	m.connReject = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "frontdesk_connections_rejected_total",
+		Help: "Data plane connections refused by the per-instance connection cap.",
+	})
+
+	m.snapRevision = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "frontdesk_snapshot_revision",
+		Help: "Store revision of the snapshot the data plane serves.",
+	})
+	m.instanceNum = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "frontdesk_instances",
+		Help: "Instances in the snapshot the data plane serves.",
+	})
+	m.applyLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "frontdesk_snapshot_apply_seconds",
+		Help:    "Time from a store change to the data plane serving it.",
+		Buckets: prometheus.ExponentialBuckets(.001, 2.5, 12), // 1 ms .. ~60 s
+	})
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "frontdesk_store_errors_total",
+		Help: "Store operations that failed, by operation.",
+	}, []string{"op"})
+	m.credRefresh = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "frontdesk_credential_refreshes_total",
+		Help: "Credential refreshes by role (_identity: instance identity credentials) and outcome (success, failure).",
+	}, []string{"role", "outcome"})
+	m.credExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "frontdesk_credential_expiry_seconds",
+		Help: "Seconds until the cached credentials of a role expire.",
+	}, []string{"role"})
+	m.cpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "frontdesk_controlplane_requests_total",
+		Help: "Control-plane API requests by action and EC2 error code (ok: success).",
+	}, []string{"action", "code"})
+
+	m.reg.MustRegister(
+		m.requests, duration, outcomes, m.tokensIssued, m.unknownCaller,
+		m.noToken, m.noTokenReject, m.connReject,
+		m.snapRevision, m.instanceNum, m.applyLatency, m.storeErrors,
+		m.credRefresh, m.credExpiry, m.cpRequests,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition formats, for
+// GET /metrics on the control-plane listener.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+// SnapshotApplied records that the data plane now serves the snapshot of
+// store revision revision, holding instances instances, applyLatency after
+// the change was made.
+func (m *Metrics) SnapshotApplied(revision int64, instances int, applyLatency time.Duration) {
+	m.snapRevision.Set(float64(revision))
+	m.instanceNum.Set(float64(instances))
+	m.applyLatency.Observe(max(applyLatency, 0).Seconds())
+}
+
+// StoreError counts a failed store operation. op should come from a small
+// fixed set (e.g. "watch", "get", "update"); past 64 names it is "_other".
+func (m *Metrics) StoreError(op string) {
+	m.storeErrors.WithLabelValues(m.storeOps.value(op)).Inc()
+}
+
+// CredentialRefresh counts a credential refresh of role ("" for instance
+// identity credentials). outcome is "success"; anything else counts as
+// "failure".
+func (m *Metrics) CredentialRefresh(role, outcome string) {
+	if outcome != "success" {
+		outcome = "failure"
+	}
+	m.credRefresh.WithLabelValues(m.roleLabel(role), outcome).Inc()
+}
+
+// CredentialExpiry sets the seconds until role's cached credentials expire
+// ("" for instance identity credentials). Negative means already expired.
+func (m *Metrics) CredentialExpiry(role string, secondsLeft float64) {
+	m.credExpiry.WithLabelValues(m.roleLabel(role)).Set(secondsLeft)
+}
+
+// ForgetRole deletes the series of a role that is no longer used and frees
+// its label slot. Roles counted under "_other" have nothing to delete.
+func (m *Metrics) ForgetRole(role string) {
+	if role == "" {
+		role = IdentityRoleLabel
+	}
+	if !m.roles.forget(role) {
+		return
+	}
+	m.credRefresh.DeletePartialMatch(prometheus.Labels{"role": role})
+	m.credExpiry.DeleteLabelValues(role)
+}
+
+func (m *Metrics) roleLabel(role string) string {
+	if role == "" {
+		role = IdentityRoleLabel
+	}
+	return m.roles.value(role)
+}
+
+// ConnRejected counts a data plane connection refused by the connection cap.
+func (m *Metrics) ConnRejected() { m.connReject.Inc() }
+
+// ControlPlaneRequest counts a control-plane API request. code is the EC2
+// error code, "" for success (exported as "ok").
+func (m *Metrics) ControlPlaneRequest(action, code string) {
+	if code == "" {
+		code = "ok"
+	} else {
+		code = m.cpCodes.value(code)
+	}
+	m.cpRequests.WithLabelValues(m.cpActions.value(action), code).Inc()
+}
+
+// Observers returns one Observer that passes each event to every non-nil
+// observer in order (for example the metrics and the audit log).
+func Observers(obs ...dataplane.Observer) dataplane.Observer {
+	var list tee
+	for _, o := range obs {
+		if o != nil {
+			list = append(list, o)
+		}
+	}
+	if len(list) == 1 {
+		return list[0]
+	}
+	return list
+}
+
+type tee []dataplane.Observer
+
+func (t tee) Request(r *http.Request, ev *dataplane.RequestEvent) {
+	for _, o := range t {
+		o.Request(r, ev)
+	}
+}
