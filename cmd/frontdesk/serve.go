@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/frontdesk-imds/frontdesk/internal/audit"
 	"github.com/frontdesk-imds/frontdesk/internal/bolt"
 	"github.com/frontdesk-imds/frontdesk/internal/config"
 	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
@@ -22,6 +23,7 @@ import (
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 	"github.com/frontdesk-imds/frontdesk/internal/mdtree"
 	"github.com/frontdesk-imds/frontdesk/internal/memstore"
+	"github.com/frontdesk-imds/frontdesk/internal/metrics"
 	"github.com/frontdesk-imds/frontdesk/internal/token"
 )
 
@@ -37,6 +39,9 @@ type serveConfig struct {
 	demoTokens string
 	logFormat  string
 	logLevel   string
+	auditLog   string
+	limits     dataplane.Limits
+	maxSeries  int
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
@@ -53,6 +58,11 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&c.demoTokens, "demo-http-tokens", imds.Required, "HttpTokens of the demo instance: required or optional")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.auditLog, "audit-log", "", "audit stream of IMDSv1 calls, credential deliveries and control-plane changes (JSON lines): a file path, or - for stdout; empty: off")
+	fs.Float64Var(&c.limits.Rate, "rate-limit", 1024, "requests per second one instance may make (0: unlimited); over it the answer is 429 with Retry-After")
+	fs.IntVar(&c.limits.Burst, "rate-burst", 0, "requests one instance may make at once above the rate (default: one second's worth)")
+	fs.IntVar(&c.limits.MaxConnsPerInstance, "max-conns-per-instance", 64, "open data-plane connections one instance may hold (0: unlimited)")
+	fs.IntVar(&c.maxSeries, "metrics-max-instances", metrics.DefaultMaxInstanceSeries, "instances that get their own no-token metric series; the rest share instance_id=\"_other\"")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -138,6 +148,21 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		}
 	}
 
+	mx := metrics.New(metrics.Options{MaxInstanceSeries: c.maxSeries, Now: now})
+	var observers []dataplane.Observer
+	observers = append(observers, mx)
+	var auditLog *audit.Log
+	if c.auditLog != "" {
+		w, err := audit.Open(c.auditLog)
+		if err != nil {
+			return fmt.Errorf("--audit-log: %w", err)
+		}
+		defer w.Close()
+		auditLog = audit.New(w, audit.Options{Now: now, Logger: log})
+		defer auditLog.Close()
+		observers = append(observers, auditLog)
+	}
+
 	resolve, err := cfg.Resolver(ctx, config.ResolverOptions{Now: now, Logger: log})
 	if err != nil {
 		return err
@@ -153,13 +178,17 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 				}
 			}
 		},
-		OnSnapshot: func(s *dataplane.Snapshot) { refresher.SetTargets(credentialTargets(s)) },
+		OnSnapshot: func(s *dataplane.Snapshot) {
+			refresher.SetTargets(credentialTargets(s))
+			mx.SnapshotApplied(s.Revision, s.Len(), s.ApplyLatency)
+			mx.KeepInstances(func(id string) bool { return s.GuestByID(id) != nil })
+		},
 	})
 	if _, err := follower.Load(ctx); err != nil {
 		return fmt.Errorf("load the store: %w", err)
 	}
 
-	dpOpts := dataplane.Options{Now: now, Logger: log}
+	dpOpts := dataplane.Options{Now: now, Logger: log, Observer: metrics.Observers(observers...), Limits: c.limits}
 	dp := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher}, dpOpts)
 	dpOpts.IPv6Endpoint = true
 	dp6 := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher}, dpOpts)
@@ -189,6 +218,12 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 			return err
 		}
 	}
+	if n := c.limits.MaxConnsPerInstance; n > 0 {
+		dl = dataplane.LimitConns(dl, follower.Snapshot, n, mx.ConnRejected)
+		if dl6 != nil {
+			dl6 = dataplane.LimitConns(dl6, follower.Snapshot, n, mx.ConnRejected)
+		}
+	}
 	al, err := listen(c.apiListen)
 	if err != nil {
 		return err
@@ -199,6 +234,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		Logger:      log,
 		Credentials: admin,
 		Applied:     follower.Applied,
+		ExtraRoutes: map[string]http.Handler{"GET /metrics": mx.Handler()},
 		Ready: func() error {
 			select {
 			case <-follower.Loaded():
@@ -219,6 +255,22 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	wg.Go(func() { _ = follower.Run(runCtx) })
 	wg.Go(func() { _ = refresher.Run(runCtx) })
 	wg.Go(func() { _ = keeper.Run(runCtx) })
+	wg.Go(func() {
+		// Rate-limit buckets of instances no longer served are dropped now
+		// and then rather than on every snapshot swap.
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+				s := follower.Snapshot()
+				dp.Forget(s)
+				dp6.Forget(s)
+			}
+		}
+	})
 	for i, srv := range servers {
 		if serveOn[i] == nil {
 			continue

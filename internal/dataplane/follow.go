@@ -216,6 +216,7 @@ func (f *Follower) follow(ctx context.Context, rev int64) (int64, error) {
 }
 
 func (f *Follower) apply(batches []imds.Batch) {
+	start := time.Now()
 	changed := map[string]*imds.Instance{}
 	for _, b := range batches {
 		for _, c := range b.Changes {
@@ -241,7 +242,9 @@ func (f *Follower) apply(batches []imds.Batch) {
 		}
 	}
 	last := batches[len(batches)-1].Revision
-	f.publish(f.cur.Load().with(last, changed, f.opts.Now()))
+	s := f.cur.Load().with(last, changed, f.opts.Now())
+	s.ApplyLatency = time.Since(start)
+	f.publish(s)
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

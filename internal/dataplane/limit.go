@@ -92,11 +92,13 @@ type ConnLimiter struct {
 	counts sync.Map // instance id -> *atomic.Int32
 	// Rejected counts connections closed for being over the cap.
 	Rejected atomic.Int64
+	onReject func()
 }
 
-// LimitConns returns l limited to max open connections per instance.
-func LimitConns(l net.Listener, snap func() *Snapshot, max int) *ConnLimiter {
-	return &ConnLimiter{Listener: l, snap: snap, max: int32(max)}
+// LimitConns returns l limited to max open connections per instance;
+// onReject (optional) is called for each connection closed over the cap.
+func LimitConns(l net.Listener, snap func() *Snapshot, max int, onReject func()) *ConnLimiter {
+	return &ConnLimiter{Listener: l, snap: snap, max: int32(max), onReject: onReject}
 }
 
 // Accept returns the next connection within its instance's cap.
@@ -120,6 +122,9 @@ func (cl *ConnLimiter) Accept() (net.Conn, error) {
 		if n.Add(1) > cl.max {
 			n.Add(-1)
 			cl.Rejected.Add(1)
+			if cl.onReject != nil {
+				cl.onReject()
+			}
 			c.Close()
 			continue
 		}

@@ -55,7 +55,7 @@ func TestConnLimiterCapsPerInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := LimitConns(l, p.f.Snapshot, 2)
+	cl := LimitConns(l, p.f.Snapshot, 2, nil)
 	defer cl.Close()
 	accepted := make(chan net.Conn, 10)
 	go func() {

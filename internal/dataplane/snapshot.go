@@ -18,6 +18,9 @@ import (
 type Snapshot struct {
 	// Revision is the store revision this snapshot reflects.
 	Revision int64
+	// ApplyLatency is how long the follower took from receiving the change
+	// to publishing this snapshot (zero for a full load).
+	ApplyLatency time.Duration
 	byAddr   map[netip.Addr]*Guest
 	byID     map[string]*Guest
 }
