@@ -55,7 +55,7 @@ type Handler struct {
 	obs    Observer
 	ipv6   bool
 	limit  *limiter
-	root   []byte // the version listing at "/"
+	root   []byte                    // the version listing at "/"
 	ttls   [maxTokenTTL + 1][]string // pre-formatted TTL header values
 }
 

@@ -21,8 +21,8 @@ type Snapshot struct {
 	// ApplyLatency is how long the follower took from receiving the change
 	// to publishing this snapshot (zero for a full load).
 	ApplyLatency time.Duration
-	byAddr   map[netip.Addr]*Guest
-	byID     map[string]*Guest
+	byAddr       map[netip.Addr]*Guest
+	byID         map[string]*Guest
 }
 
 // Len is the number of instances served.

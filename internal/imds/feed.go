@@ -78,7 +78,16 @@ func (f *Feed) Watch(ctx context.Context, rev int64) (<-chan Batch, error) {
 	if f.closed {
 		return nil, ErrClosed
 	}
-	w := &feedWatcher{ch: make(chan Batch, watcherBuffer)}
+	// The replayed history goes into the buffer while f.mu is held, so the
+	// buffer must hold all of it (keep may exceed watcherBuffer) plus room
+	// to lag.
+	replay := 0
+	for _, b := range f.history {
+		if b.Revision > rev {
+			replay++
+		}
+	}
+	w := &feedWatcher{ch: make(chan Batch, watcherBuffer+replay)}
 	if rev < f.last {
 		oldest := f.last + 1
 		if len(f.history) > 0 {
