@@ -10,7 +10,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"os/signal"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/frontdesk-imds/frontdesk/internal/audit"
@@ -19,6 +23,7 @@ import (
 	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
 	"github.com/frontdesk-imds/frontdesk/internal/credentials"
 	"github.com/frontdesk-imds/frontdesk/internal/dataplane"
+	"github.com/frontdesk-imds/frontdesk/internal/etcd"
 	"github.com/frontdesk-imds/frontdesk/internal/identity"
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 	"github.com/frontdesk-imds/frontdesk/internal/mdtree"
@@ -42,6 +47,12 @@ type serveConfig struct {
 	auditLog   string
 	limits     dataplane.Limits
 	maxSeries  int
+
+	etcdEndpoints string
+	etcdPrefix    string
+	etcdTLS       etcd.TLSFiles
+	hostID        string
+	serveAll      bool
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
@@ -52,7 +63,14 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&c.listenIPv6, "listen-ipv6", "", "IPv6 data plane listen address, e.g. [fd00:ec2::254]:80 (served to instances with HttpProtocolIpv6=enabled)")
 	fs.StringVar(&c.apiListen, "api-listen", "127.0.0.1:1339", "control plane (EC2 API, /metrics, /healthz, /readyz) listen address")
 	fs.StringVar(&c.dataDir, "data-dir", "./frontdesk-data", "directory for the bolt store and admin.credentials")
-	fs.StringVar(&c.store, "store", "bolt", "store backend: bolt or memory")
+	fs.StringVar(&c.store, "store", "bolt", "store backend: bolt (one host), etcd (a fleet) or memory (tests)")
+	fs.StringVar(&c.etcdEndpoints, "etcd-endpoints", "", "etcd client URLs, comma-separated (with --store etcd)")
+	fs.StringVar(&c.etcdPrefix, "etcd-prefix", etcd.DefaultPrefix, "key prefix of this frontdesk fleet in etcd")
+	fs.StringVar(&c.etcdTLS.CAFile, "etcd-cacert", "", "CA bundle that signs the etcd server certificates")
+	fs.StringVar(&c.etcdTLS.CertFile, "etcd-cert", "", "client certificate for etcd")
+	fs.StringVar(&c.etcdTLS.KeyFile, "etcd-key", "", "client key for etcd")
+	fs.StringVar(&c.hostID, "host-id", "", "name of this node: it serves the instances whose Placement.HostId is this name (empty: every instance)")
+	fs.BoolVar(&c.serveAll, "serve-all", false, "serve every instance whatever its Placement.HostId")
 	fs.StringVar(&c.configFile, "config", "", "YAML configuration file (credential providers)")
 	fs.BoolVar(&c.demo, "demo", false, "register a demo instance bound to 127.0.0.1 and ::1 if the store has none")
 	fs.StringVar(&c.demoTokens, "demo-http-tokens", imds.Required, "HttpTokens of the demo instance: required or optional")
@@ -94,17 +112,27 @@ func newLogger(e *env, format, level string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
 }
 
-func openStore(c serveConfig) (imds.Store, error) {
+func openStore(ctx context.Context, c serveConfig, log *slog.Logger) (imds.Store, error) {
 	switch c.store {
 	case "bolt":
 		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("data dir: %w", err)
 		}
-		return bolt.Open(filepath.Join(c.dataDir, "frontdesk.db"), bolt.Options{})
+		return bolt.Open(filepath.Join(c.dataDir, "frontdesk.db"), bolt.Options{Logger: log})
+	case "etcd":
+		if c.etcdEndpoints == "" {
+			return nil, errors.New("--store etcd needs --etcd-endpoints")
+		}
+		return etcd.Open(ctx, etcd.Config{
+			Endpoints: strings.Split(c.etcdEndpoints, ","),
+			Prefix:    c.etcdPrefix,
+			TLS:       c.etcdTLS,
+			Logger:    log,
+		})
 	case "memory":
 		return memstore.New(), nil
 	}
-	return nil, fmt.Errorf("--store must be bolt or memory, not %q", c.store)
+	return nil, fmt.Errorf("--store must be bolt, etcd or memory, not %q", c.store)
 }
 
 // serve runs both planes until ctx ends, then drains and closes the store.
@@ -118,7 +146,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	} else {
 		cfg = &config.Config{}
 	}
-	store, err := openStore(c)
+	store, err := openStore(ctx, c, log)
 	if err != nil {
 		return err
 	}
@@ -137,7 +165,10 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("admin credentials: %w", err)
 	}
-	if c.store == "bolt" {
+	if c.store != "memory" {
+		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
 		if err := controlplane.WriteSharedCredentialsFile(filepath.Join(c.dataDir, "admin.credentials"), admin); err != nil {
 			return err
 		}
@@ -167,7 +198,13 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	refresher := credentials.NewRefresher(resolve, credentials.RefresherOptions{Now: now, Logger: log})
+	// The resolver sits behind an atomic pointer so that SIGHUP can swap
+	// in a re-read configuration; each role picks up its new provider at
+	// its next refresh.
+	var current atomic.Pointer[credentials.Resolver]
+	current.Store(&resolve)
+	refresher := credentials.NewRefresher(func(role string) credentials.Provider { return (*current.Load())(role) },
+		credentials.RefresherOptions{Now: now, Logger: log})
 	follower := dataplane.NewFollower(store, dataplane.FollowerOptions{
 		Now:    now,
 		Logger: log,
@@ -178,6 +215,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 				}
 			}
 		},
+		Include: placement(c.hostID, c.serveAll),
 		OnSnapshot: func(s *dataplane.Snapshot) {
 			refresher.SetTargets(credentialTargets(s))
 			mx.SnapshotApplied(s.Revision, s.Len(), s.ApplyLatency)
@@ -255,6 +293,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	wg.Go(func() { _ = follower.Run(runCtx) })
 	wg.Go(func() { _ = refresher.Run(runCtx) })
 	wg.Go(func() { _ = keeper.Run(runCtx) })
+	wg.Go(func() { reloadOnHangup(runCtx, c.configFile, &current, log) })
 	wg.Go(func() {
 		// Rate-limit buckets of instances no longer served are dropped now
 		// and then rather than on every snapshot swap.
@@ -287,7 +326,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		fmt.Fprintf(e.stdout, "data plane (IPv6): http://%s\n", dl6.Addr())
 	}
 	fmt.Fprintf(e.stdout, "control plane: http://%s\n", al.Addr())
-	if c.store == "bolt" {
+	if c.store != "memory" {
 		fmt.Fprintf(e.stdout, "admin credentials: %s\n", filepath.Join(c.dataDir, "admin.credentials"))
 	}
 	fmt.Fprintln(e.stdout, "ready")
@@ -322,6 +361,47 @@ func newAPIServer(h http.Handler) *http.Server {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
+}
+
+// reloadOnHangup re-reads the configuration on SIGHUP. A file that fails to
+// load or validate changes nothing: the running configuration stays and the
+// reason is logged.
+func reloadOnHangup(ctx context.Context, path string, current *atomic.Pointer[credentials.Resolver], log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		if path == "" {
+			log.Info("SIGHUP ignored: no --config file to reload")
+			continue
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			log.Error("reloading the configuration failed; keeping the running one", "file", path, "err", err)
+			continue
+		}
+		resolve, err := cfg.Resolver(ctx, config.ResolverOptions{Logger: log})
+		if err != nil {
+			log.Error("reloading the configuration failed; keeping the running one", "file", path, "err", err)
+			continue
+		}
+		current.Store(&resolve)
+		log.Info("configuration reloaded", "file", path)
+	}
+}
+
+// placement decides which instances this node serves: with a host id, the
+// instances placed on it; otherwise (or with --serve-all) every instance.
+func placement(hostID string, all bool) func(*imds.Instance) bool {
+	if hostID == "" || all {
+		return nil
+	}
+	return func(in *imds.Instance) bool { return in.Placement.HostID == hostID }
 }
 
 // credentialTargets lists what the refresher must keep fresh: every served
