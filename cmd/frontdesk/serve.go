@@ -446,10 +446,14 @@ func (a credsAdapter) Credentials(instanceID, role string) (mdtree.Credentials, 
 		return mdtree.Credentials{}, 0, false
 	}
 	c := e.Credentials
+	updated := e.LastUpdated
+	if updated.IsZero() {
+		updated = c.LastUpdated
+	}
 	return mdtree.Credentials{
 		Code:            e.Code,
 		Message:         e.Message,
-		LastUpdated:     c.LastUpdated,
+		LastUpdated:     updated,
 		Expiration:      c.Expiration,
 		AccessKeyID:     c.AccessKeyID,
 		SecretAccessKey: c.SecretAccessKey,

@@ -1,0 +1,215 @@
+// Package config reads frontdesk's YAML configuration file (frontdesk serve
+// --config FILE). Unknown keys and invalid values are errors that name the
+// key, so a typo stops the daemon at start instead of being ignored.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Provider names, as written under provider:.
+const (
+	ProviderLocal  = "local"
+	ProviderStatic = "static"
+	ProviderSTS    = "sts"
+)
+
+// Config is the whole file. Sections the file leaves out keep their zero
+// values, which mean the defaults.
+type Config struct {
+	Credentials Credentials `yaml:"credentials"`
+}
+
+// Credentials chooses where role credentials come from.
+type Credentials struct {
+	// Default serves every role that Roles does not list; the local
+	// provider when left out.
+	Default Provider `yaml:"default"`
+	// Roles maps a role name (as in the instance profile) to its provider.
+	Roles map[string]Provider `yaml:"roles"`
+}
+
+// Provider is one provider's settings. Which fields apply depends on
+// Provider; setting one that does not apply is an error.
+type Provider struct {
+	// Provider is local, static or sts; local when empty.
+	Provider string `yaml:"provider"`
+
+	// Lifetime (local) is how long minted credentials last (default 6h).
+	Lifetime time.Duration `yaml:"lifetime"`
+
+	// File (static, required) is the JSON credentials file; see
+	// credentials.Static for its format.
+	File string `yaml:"file"`
+
+	// RoleArn (sts) is the role to assume. Required for a listed role; the
+	// default provider may leave it out to assume the instance profile's
+	// own role ARN.
+	RoleArn string `yaml:"role_arn"`
+	// ExternalID (sts) is passed to AssumeRole when the trust policy
+	// demands one.
+	ExternalID string `yaml:"external_id"`
+	// Duration (sts) is the session length, 15m to 12h (default 1h).
+	Duration time.Duration `yaml:"duration"`
+	// Region (sts) is the STS region; the host's configured region, or
+	// us-east-1, when empty.
+	Region string `yaml:"region"`
+	// Endpoint (sts) is an STS-compatible endpoint URL (a VPC endpoint, a
+	// test server).
+	Endpoint string `yaml:"endpoint"`
+	// SourceIdentity (sts) passes the instance id as the session's source
+	// identity; the role's trust policy must allow sts:SetSourceIdentity.
+	SourceIdentity bool `yaml:"source_identity"`
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	c, err := Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse reads and validates a configuration. An empty document is the
+// default configuration.
+func Parse(r io.Reader) (*Config, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// yamlError rewords yaml.v3's decoding errors for operators: "line 3:
+// unknown key rolearn" rather than a Go type name.
+func yamlError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		if f := unknownField.FindStringSubmatch(m); f != nil {
+			m = f[1] + "unknown key " + f[2]
+		}
+		msgs[i] = m
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+var unknownField = regexp.MustCompile(`^(line \d+: )field (\S+) not found in type \S+$`)
+
+// Validate checks every value and returns the first problem as
+// "key.path: what is wrong".
+func (c *Config) Validate() error {
+	if err := c.Credentials.Default.validate("credentials.default", false); err != nil {
+		return err
+	}
+	names := make([]string, 0, len(c.Credentials.Roles))
+	for name := range c.Credentials.Roles {
+		names = append(names, name)
+	}
+	slices.Sort(names) // report the same error every time
+	for _, name := range names {
+		key := "credentials.roles." + name
+		if !roleName.MatchString(name) {
+			return fmt.Errorf("%s: not a valid IAM role name", key)
+		}
+		if err := c.Credentials.Roles[name].validate(key, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// roleName is IAM's rule for role names.
+var roleName = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+
+// roleArn accepts IAM role ARNs in every partition.
+var roleArn = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$`)
+
+// externalID is STS's rule for ExternalId.
+var externalID = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
+
+func (p Provider) validate(key string, listed bool) error {
+	kind := p.Provider
+	if kind == "" {
+		kind = ProviderLocal
+	}
+	// Settings that belong to another provider are mistakes.
+	set := map[string]bool{
+		"lifetime": p.Lifetime != 0, "file": p.File != "", "role_arn": p.RoleArn != "",
+		"external_id": p.ExternalID != "", "duration": p.Duration != 0, "region": p.Region != "",
+		"endpoint": p.Endpoint != "", "source_identity": p.SourceIdentity,
+	}
+	allowed := map[string][]string{
+		ProviderLocal:  {"lifetime"},
+		ProviderStatic: {"file"},
+		ProviderSTS:    {"role_arn", "external_id", "duration", "region", "endpoint", "source_identity"},
+	}
+	ok, known := allowed[kind]
+	if !known {
+		return fmt.Errorf("%s.provider: %q is not one of local, static, sts", key, p.Provider)
+	}
+	for _, k := range []string{"lifetime", "file", "role_arn", "external_id", "duration", "region", "endpoint", "source_identity"} {
+		if set[k] && !slices.Contains(ok, k) {
+			return fmt.Errorf("%s.%s: not used by provider %s", key, k, kind)
+		}
+	}
+	switch kind {
+	case ProviderLocal:
+		if p.Lifetime != 0 && (p.Lifetime < 15*time.Minute || p.Lifetime > 36*time.Hour) {
+			return fmt.Errorf("%s.lifetime: %s is outside 15m to 36h", key, p.Lifetime)
+		}
+	case ProviderStatic:
+		if p.File == "" {
+			return fmt.Errorf("%s.file: required for provider static", key)
+		}
+	case ProviderSTS:
+		switch {
+		case p.RoleArn == "" && listed:
+			return fmt.Errorf("%s.role_arn: required for provider sts", key)
+		case p.RoleArn != "" && !roleArn.MatchString(p.RoleArn):
+			return fmt.Errorf("%s.role_arn: %q is not an IAM role ARN", key, p.RoleArn)
+		case p.ExternalID != "" && (len(p.ExternalID) < 2 || len(p.ExternalID) > 1224 || !externalID.MatchString(p.ExternalID)):
+			return fmt.Errorf("%s.external_id: must be 2 to 1224 characters of letters, digits and +=,.@:/-", key)
+		case p.Duration != 0 && (p.Duration < 15*time.Minute || p.Duration > 12*time.Hour || p.Duration%time.Second != 0):
+			return fmt.Errorf("%s.duration: %s is outside 15m to 12h (whole seconds)", key, p.Duration)
+		case p.Region != "" && !region.MatchString(p.Region):
+			return fmt.Errorf("%s.region: %q is not a region name", key, p.Region)
+		}
+		if p.Endpoint != "" {
+			if err := checkEndpoint(p.Endpoint); err != nil {
+				return fmt.Errorf("%s.endpoint: %w", key, err)
+			}
+		}
+	}
+	return nil
+}
+
+var region = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
