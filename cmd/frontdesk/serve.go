@@ -9,8 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -204,7 +204,16 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	var current atomic.Pointer[credentials.Resolver]
 	current.Store(&resolve)
 	refresher := credentials.NewRefresher(func(role string) credentials.Provider { return (*current.Load())(role) },
-		credentials.RefresherOptions{Now: now, Logger: log})
+		credentials.RefresherOptions{Now: now, Logger: log, OnRefresh: func(t credentials.Target, ok bool, exp time.Time) {
+			outcome := "failure"
+			if ok {
+				outcome = "success"
+			}
+			mx.CredentialRefresh(t.Role, outcome)
+			if !exp.IsZero() {
+				mx.CredentialExpiry(t.Role, exp.Sub(now()).Seconds())
+			}
+		}})
 	follower := dataplane.NewFollower(store, dataplane.FollowerOptions{
 		Now:    now,
 		Logger: log,
@@ -215,7 +224,8 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 				}
 			}
 		},
-		Include: placement(c.hostID, c.serveAll),
+		Include:      placement(c.hostID, c.serveAll),
+		OnStoreError: func(op string, _ error) { mx.StoreError(op) },
 		OnSnapshot: func(s *dataplane.Snapshot) {
 			refresher.SetTargets(credentialTargets(s))
 			mx.SnapshotApplied(s.Revision, s.Len(), s.ApplyLatency)

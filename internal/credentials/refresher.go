@@ -66,6 +66,11 @@ type RefresherOptions struct {
 	// Identity provides the instance identity role's credentials (Target.Role
 	// ""); a Local provider on Now when nil.
 	Identity Provider
+	// OnRefresh, when set, is told the outcome of every fetch (for
+	// metrics): the target, whether it succeeded, and the expiry of the
+	// credentials now served (zero when none are valid). It runs on a
+	// refresh worker and must not block.
+	OnRefresh func(t Target, ok bool, expires time.Time)
 }
 
 // Refresher keeps credentials for a desired set of targets: it fetches a
@@ -74,6 +79,7 @@ type RefresherOptions struct {
 // per target is in flight at any time, because a target is either in the
 // schedule or held by exactly one worker.
 type Refresher struct {
+	onRefresh    func(Target, bool, time.Time)
 	resolve      Resolver
 	identity     Provider
 	now          func() time.Time
@@ -159,6 +165,7 @@ func NewRefresher(resolve Resolver, opts RefresherOptions) *Refresher {
 		backoff:      opts.Backoff,
 		concurrency:  opts.Concurrency,
 		fetchTimeout: opts.FetchTimeout,
+		onRefresh:    opts.OnRefresh,
 		wake:         make(chan struct{}, 1),
 	}
 	if r.now == nil {
@@ -466,6 +473,9 @@ func (r *Refresher) succeeded(s *slot, p Provider, now time.Time, c Credentials)
 		s.state.Store(&state{ok: cur.ok, expires: true, failVersion: r.version.Add(1)})
 	}
 	s.closeSig()
+	if r.onRefresh != nil {
+		r.onRefresh(s.t, true, c.Expiration)
+	}
 
 	life := c.Expiration.Sub(now)
 	margin := max(r.before, life/4)
@@ -498,6 +508,13 @@ func (r *Refresher) failed(s *slot, now time.Time, err error) time.Time {
 		"code", code, "failures", s.failures, "retry_in", delay, "err", err)
 
 	cur := s.state.Load()
+	if r.onRefresh != nil {
+		var exp time.Time
+		if cur != nil && cur.ok.Code == CodeSuccess && cur.ok.Credentials.Valid(now) {
+			exp = cur.ok.Credentials.Expiration
+		}
+		r.onRefresh(s.t, false, exp)
+	}
 	fail := Entry{Code: code, Message: msg, LastUpdated: now.UTC().Truncate(time.Second)}
 	switch {
 	case cur != nil && cur.ok.Code == CodeSuccess && cur.ok.Credentials.Valid(now):

@@ -25,6 +25,9 @@ type FollowerOptions struct {
 	// Include decides whether this node serves an instance (fleet placement);
 	// nil serves every instance.
 	Include func(*imds.Instance) bool
+	// OnStoreError is told about every failed load or watch ("load",
+	// "watch"), for metrics.
+	OnStoreError func(op string, err error)
 }
 
 // Follower keeps the data plane's snapshot in step with the store: it loads
@@ -130,6 +133,7 @@ func (f *Follower) Run(ctx context.Context) error {
 			r, err := f.Load(ctx)
 			if err != nil {
 				f.setErr(err)
+				f.storeError("load", err)
 				f.opts.Logger.Warn("loading the store failed; serving the last snapshot", "err", err)
 				if !sleep(ctx, backoff) {
 					break
@@ -146,6 +150,7 @@ func (f *Follower) Run(ctx context.Context) error {
 			break
 		}
 		f.setErr(err)
+		f.storeError("watch", err)
 		if errors.Is(err, imds.ErrCompacted) {
 			f.opts.Logger.Info("watch history compacted; reloading the store")
 			needLoad = true
@@ -158,6 +163,12 @@ func (f *Follower) Run(ctx context.Context) error {
 		backoff = min(backoff*2, 5*time.Second)
 	}
 	return nil
+}
+
+func (f *Follower) storeError(op string, err error) {
+	if f.opts.OnStoreError != nil {
+		f.opts.OnStoreError(op, err)
+	}
 }
 
 func (f *Follower) setErr(err error) {
