@@ -1,0 +1,246 @@
+package controlplane
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/frontdesk-imds/frontdesk/internal/imds"
+)
+
+// DefaultMaxBodyBytes bounds a request body. RunInstances with the largest
+// user data (16 KiB raw, about 22 KiB in base64) fits many times over.
+const DefaultMaxBodyBytes = 1 << 20
+
+// apiVersion is the only EC2 API version frontdesk speaks; every current SDK
+// and the AWS CLI send it.
+const apiVersion = "2016-11-15"
+
+// Options are the optional knobs of a Server; the zero value works (and
+// refuses every Query API request until Credentials are set).
+type Options struct {
+	// Now is the clock (signature skew, launch times, event defaults).
+	Now func() time.Time
+	// Logger receives one line per request; nil discards.
+	Logger *slog.Logger
+	// Region is the region frontdesk pretends to be (default us-east-1).
+	// Signatures must be scoped to it.
+	Region string
+	// AccountID owns every instance (default 123456789012).
+	AccountID string
+	// Applied returns the store revision the local data plane's snapshot has
+	// reached: an instance's metadata options are "applied" once their
+	// OptionsRevision is at or below it. Nil means always applied.
+	Applied func() int64
+	// Ready reports readiness for /readyz; nil means always ready.
+	Ready func() error
+	// Credentials are the admin access key every request must be signed
+	// with (see LoadOrCreateAdmin).
+	Credentials AdminCredentials
+	// AllocationSubnet, when valid, is an IPv4 subnet from which RunInstances
+	// allocates the primary address of instances launched without one, and
+	// which allows MaxCount > 1. The network address, the first three hosts
+	// (reserved as in a VPC) and the broadcast address are never allocated.
+	AllocationSubnet netip.Prefix
+	// KeyPairs looks up the OpenSSH public key of a key-pair name given as
+	// RunInstances KeyName. Nil accepts any name and serves no key material;
+	// otherwise an unknown name is InvalidKeyPair.NotFound.
+	KeyPairs func(name string) (openssh string, ok bool)
+	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// ExtraRoutes are added to the mux (pattern → handler), e.g.
+	// "GET /metrics". They are not authenticated by the control plane.
+	ExtraRoutes map[string]http.Handler
+}
+
+// Server is the control plane: the EC2 Query API subset, frontdesk's
+// extension actions, and health endpoints.
+type Server struct {
+	store    imds.Store
+	opts     Options
+	log      *slog.Logger
+	verifier *verifier
+	actions  map[string]action
+	mux      *http.ServeMux
+}
+
+// action handles one EC2 action: it parses p, does at most one store Update,
+// and returns the answer.
+type action func(ctx context.Context, p params) (response, error)
+
+// New returns a control plane over store.
+func New(store imds.Store, opts Options) *Server {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Region == "" {
+		opts.Region = "us-east-1"
+	}
+	if opts.AccountID == "" {
+		opts.AccountID = "123456789012"
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	s := &Server{
+		store:    store,
+		opts:     opts,
+		log:      opts.Logger,
+		verifier: newVerifier(opts.Credentials, opts.Region, opts.Now),
+	}
+	s.actions = s.actionTable()
+	s.mux = s.routes()
+	return s
+}
+
+// Handler returns the HTTP handler of the control plane.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// serveQuery answers one EC2 Query API request. The order of checks follows
+// EC2: size, then signature, then parameters.
+func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
+	reqID := newRequestID()
+	w.Header().Set("X-Amzn-Requestid", reqID)
+	actionName := "-"
+	resp, err := s.handleQuery(w, r, &actionName)
+	if err != nil {
+		ae := toAPIError(err)
+		level := slog.LevelInfo
+		if ae.Status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.Log(r.Context(), level, "ec2 request failed", "action", actionName, "code", ae.Code, "requestId", reqID, "err", err)
+		s.writeError(w, reqID, ae)
+		return
+	}
+	s.log.Info("ec2 request", "action", actionName, "requestId", reqID)
+	s.writeResponse(w, actionName, reqID, resp)
+}
+
+func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, actionName *string) (response, error) {
+	if r.ContentLength > s.opts.MaxBodyBytes {
+		return nil, errTooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errTooLarge
+		}
+		return nil, newAPIError(http.StatusBadRequest, "InvalidParameterValue", "The request body could not be read.")
+	}
+	if ae := s.verifier.verify(r.Context(), r, body); ae != nil {
+		return nil, ae
+	}
+	p, err := parseRequest(r, body)
+	if err != nil {
+		return nil, err
+	}
+	name, err := p.required("Action")
+	if err != nil {
+		return nil, err
+	}
+	fn, ok := s.actions[name]
+	if !ok {
+		return nil, newAPIError(http.StatusBadRequest, "InvalidAction", "The action "+name+" is not valid for this web service.")
+	}
+	*actionName = name
+	switch v, ok := p.get("Version"); {
+	case !ok || v == "":
+		return nil, errMissing("Version")
+	case v != apiVersion:
+		return nil, newAPIError(http.StatusBadRequest, "NoSuchVersion", "An invalid or unsupported Version ("+v+") was specified; frontdesk supports "+apiVersion+".")
+	}
+	return fn(r.Context(), p)
+}
+
+// parseRequest merges the query string (without the SigV4 parameters of a
+// presigned URL) and a form-encoded body.
+func parseRequest(r *http.Request, body []byte) (params, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return params{}, errInvalid("The query string is not valid form encoding.")
+	}
+	for k := range q {
+		if strings.HasPrefix(k, "X-Amz-") {
+			delete(q, k)
+		}
+	}
+	if len(body) > 0 {
+		if ct := r.Header.Get("Content-Type"); ct != "" {
+			mt, _, err := mime.ParseMediaType(ct)
+			if err != nil || mt != "application/x-www-form-urlencoded" {
+				return params{}, errInvalid("The request body must be application/x-www-form-urlencoded.")
+			}
+		}
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return params{}, errInvalid("The request body is not valid form encoding.")
+		}
+		for k, v := range form {
+			q[k] = append(v, q[k]...)
+		}
+	}
+	return newParams(q), nil
+}
+
+func (s *Server) writeResponse(w http.ResponseWriter, actionName, reqID string, resp response) {
+	resp.setRequestID(reqID)
+	var buf bytes.Buffer
+	buf.WriteString(xml.Header)
+	enc := xml.NewEncoder(&buf)
+	start := xml.StartElement{
+		Name: xml.Name{Local: actionName + "Response"},
+		Attr: []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: ec2Namespace}},
+	}
+	if err := enc.EncodeElement(resp, start); err != nil {
+		s.log.Error("encode ec2 response", "action", actionName, "requestId", reqID, "err", err)
+		s.writeError(w, reqID, errInternal)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (s *Server) writeError(w http.ResponseWriter, reqID string, ae *apiError) {
+	b, err := xml.Marshal(errorResponse{Errors: []xmlErr{{Code: ae.Code, Message: ae.Message}}, RequestID: reqID})
+	if err != nil {
+		// Cannot happen with plain strings; keep a fixed body regardless.
+		b = []byte("<Response><Errors><Error><Code>InternalError</Code><Message>An internal error has occurred.</Message></Error></Errors></Response>")
+	}
+	body := append([]byte(xml.Header), b...)
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(ae.Status)
+	_, _ = w.Write(body)
+}
+
+// update runs fn in one store Update. With dryRun, fn runs (so every check
+// is made) and then the transaction is abandoned with DryRunOperation, which
+// is EC2's "would have succeeded".
+func (s *Server) update(ctx context.Context, dryRun bool, fn func(imds.Tx) error) error {
+	return s.store.Update(ctx, func(tx imds.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if dryRun {
+			return errDryRun
+		}
+		return nil
+	})
+}
