@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
@@ -189,7 +190,10 @@ func (d *daemon) ec2Client(t *testing.T) *ec2.Client {
 	cfg := aws.Config{
 		Region:      "us-east-1",
 		Credentials: awscreds.NewStaticCredentialsProvider(id, secret, ""),
-		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
+		// The SDK's standard retryer: it retries net.ErrClosed, which the
+		// SDK's own client-side race (aws-sdk-go-v2 #1825, #2737) produces
+		// now and then; RunInstances stays safe through its ClientToken.
+		Retryer: func() aws.Retryer { return retry.NewStandard() },
 	}
 	return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(d.apiURL) })
 }
