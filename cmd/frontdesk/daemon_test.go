@@ -13,11 +13,12 @@ import (
 
 // daemon is a frontdesk started in-process through run(), as main would.
 type daemon struct {
-	dataURL string
-	apiURL  string
-	dataDir string
-	stop    func() error
-	lines   chan string
+	dataURL  string
+	data6URL string // the --listen-ipv6 data plane, if any
+	apiURL   string
+	dataDir  string
+	stop     func() error
+	lines    chan string
 }
 
 // startDaemon runs `frontdesk serve` with the given extra flags on
@@ -56,6 +57,8 @@ func startDaemon(t *testing.T, dataDir string, extra ...string) *daemon {
 			switch {
 			case strings.HasPrefix(line, "data plane: "):
 				d.dataURL = strings.TrimPrefix(line, "data plane: ")
+			case strings.HasPrefix(line, "data plane (IPv6): "):
+				d.data6URL = strings.TrimPrefix(line, "data plane (IPv6): ")
 			case strings.HasPrefix(line, "control plane: "):
 				d.apiURL = strings.TrimPrefix(line, "control plane: ")
 			case line == "ready":
