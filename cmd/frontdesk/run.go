@@ -50,6 +50,7 @@ func subcommands() map[string]subcommand {
 		"serve":    {cmdServe, "run the data plane and the control plane"},
 		"identity": {cmdIdentity, "print the identity-document certificates"},
 		"get":      {cmdGet, "guest side: fetch a metadata path with the IMDSv2 token flow"},
+		"netsetup": {cmdNetsetup, "give this host 169.254.169.254 (and fd00:ec2::254) on a dummy link"},
 	}
 }
 

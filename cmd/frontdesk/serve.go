@@ -179,7 +179,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		}
 	}
 
-	mx := metrics.New(metrics.Options{MaxInstanceSeries: c.maxSeries, Now: now})
+	mx := metrics.New(metrics.Options{MaxInstanceSeries: c.maxSeries, Now: now, ControlPlaneActions: controlplane.Actions()})
 	var observers []dataplane.Observer
 	observers = append(observers, mx)
 	var auditLog *audit.Log
@@ -277,19 +277,52 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		return err
 	}
 
+	var onChange func(accessKeyID, action string, instanceIDs []string, detail map[string]string)
+	if auditLog != nil {
+		onChange = auditLog.Change
+	}
+	var storeHealth atomic.Pointer[error]
+	dataPlaneHealth := func() error {
+		select {
+		case <-follower.Loaded():
+			return nil
+		default:
+			return errors.New("snapshot not loaded")
+		}
+	}
 	cp := controlplane.New(store, controlplane.Options{
 		Now:         now,
 		Logger:      log,
 		Credentials: admin,
 		Applied:     follower.Applied,
 		ExtraRoutes: map[string]http.Handler{"GET /metrics": mx.Handler()},
-		Ready: func() error {
-			select {
-			case <-follower.Loaded():
-			default:
-				return errors.New("snapshot not loaded")
+		// Ready means guests are served: the data plane keeps serving its
+		// snapshot while the store is away (fail-static), so the store's
+		// health is reported beside it rather than folded into it.
+		Ready: dataPlaneHealth,
+		Health: func() map[string]error {
+			var st error
+			if p := storeHealth.Load(); p != nil {
+				st = *p
 			}
-			return follower.StoreErr()
+			return map[string]error{"data_plane": dataPlaneHealth(), "store": st}
+		},
+		AppliedOptions: func(id string) (int64, bool) {
+			g := follower.Snapshot().GuestByID(id)
+			if g == nil {
+				return 0, false
+			}
+			return g.Instance.OptionsRevision, true
+		},
+		OnRequest: mx.ControlPlaneRequest,
+		OnChange:  onChange,
+		V1Usage: func(w time.Duration) []controlplane.Usage {
+			us := mx.V1Usage(w)
+			out := make([]controlplane.Usage, len(us))
+			for i, u := range us {
+				out[i] = controlplane.Usage(u)
+			}
+			return out
 		},
 	})
 
@@ -303,7 +336,13 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	wg.Go(func() { _ = follower.Run(runCtx) })
 	wg.Go(func() { _ = refresher.Run(runCtx) })
 	wg.Go(func() { _ = keeper.Run(runCtx) })
-	wg.Go(func() { reloadOnHangup(runCtx, c.configFile, &current, log) })
+	wg.Go(func() { probeStore(runCtx, store, &storeHealth, mx) })
+	// Catch SIGHUP before announcing "ready", so a reload sent right after
+	// start can never take the default action (terminate).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	wg.Go(func() { reloadOnHangup(runCtx, hup, c.configFile, &current, log) })
 	wg.Go(func() {
 		// Rate-limit buckets of instances no longer served are dropped now
 		// and then rather than on every snapshot swap.
@@ -373,13 +412,37 @@ func newAPIServer(h http.Handler) *http.Server {
 	}
 }
 
+// probeStore checks every few seconds that the store answers a read, for
+// /readyz and the store-error metric. The follower alone cannot tell: a
+// watch on etcd waits quietly through an outage.
+func probeStore(ctx context.Context, store imds.Store, health *atomic.Pointer[error], mx *metrics.Metrics) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := store.View(pctx, func(imds.Tx) error { return nil })
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			mx.StoreError("probe")
+			health.Store(&err)
+		} else {
+			health.Store(nil)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // reloadOnHangup re-reads the configuration on SIGHUP. A file that fails to
 // load or validate changes nothing: the running configuration stays and the
 // reason is logged.
-func reloadOnHangup(ctx context.Context, path string, current *atomic.Pointer[credentials.Resolver], log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, path string, current *atomic.Pointer[credentials.Resolver], log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -1,5 +1,7 @@
 package controlplane
 
+import "sort"
+
 // Extension action names (see EXTENSIONS.md).
 const (
 	ActionSendSpotInterruption          = "FrontdeskSendSpotInterruption"
@@ -10,7 +12,22 @@ const (
 	ActionCompleteMaintenanceEvent      = "FrontdeskCompleteMaintenanceEvent"
 	ActionCancelMaintenanceEvent        = "FrontdeskCancelMaintenanceEvent"
 	ActionSetTargetLifecycleState       = "FrontdeskSetTargetLifecycleState"
+	ActionDescribeImdsUsage             = "FrontdeskDescribeImdsUsage"
 )
+
+// Actions returns the name of every action the control plane answers (EC2
+// and extension actions), sorted: the fixed set OnRequest reports, so that
+// metrics can bound their action label.
+func Actions() []string {
+	// The table's method values bind a nil-field Server without calling it.
+	t := (&Server{}).actionTable()
+	out := make([]string, 0, len(t))
+	for name := range t {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
 
 // actionTable lists every action the control plane answers.
 func (s *Server) actionTable() map[string]action {
@@ -27,6 +44,7 @@ func (s *Server) actionTable() map[string]action {
 		"AssociateIamInstanceProfile":            s.associateIamInstanceProfile,
 		"DisassociateIamInstanceProfile":         s.disassociateIamInstanceProfile,
 		"DescribeIamInstanceProfileAssociations": s.describeIamInstanceProfileAssociations,
+		"ModifyInstancePlacement":                s.modifyInstancePlacement,
 
 		ActionSendSpotInterruption:          s.sendSpotInterruption,
 		ActionCancelSpotInterruption:        s.cancelSpotInterruption,
@@ -36,5 +54,6 @@ func (s *Server) actionTable() map[string]action {
 		ActionCompleteMaintenanceEvent:      s.completeMaintenanceEvent,
 		ActionCancelMaintenanceEvent:        s.cancelMaintenanceEvent,
 		ActionSetTargetLifecycleState:       s.setTargetLifecycleState,
+		ActionDescribeImdsUsage:             s.describeImdsUsage,
 	}
 }

@@ -379,6 +379,7 @@ func (s *Server) terminateInstances(ctx context.Context, p params) (response, er
 	if err != nil {
 		return nil, err
 	}
+	noteChange(ctx, ids, nil)
 	return &terminateInstancesResponse{Instances: changes}, nil
 }
 

@@ -13,13 +13,17 @@
 // CreateTags, DeleteTags, ModifyInstanceAttribute (userData),
 // ModifyInstanceMetadataOptions, GetInstanceMetadataDefaults,
 // ModifyInstanceMetadataDefaults, AssociateIamInstanceProfile,
-// DisassociateIamInstanceProfile, DescribeIamInstanceProfileAssociations.
+// DisassociateIamInstanceProfile, DescribeIamInstanceProfileAssociations,
+// ModifyInstancePlacement. RunInstances honours ClientToken (idempotency).
 //
 // Extension actions (parameters in EXTENSIONS.md): FrontdeskSendSpotInterruption,
 // FrontdeskCancelSpotInterruption, FrontdeskSendRebalanceRecommendation,
 // FrontdeskCancelRebalanceRecommendation, FrontdeskCreateMaintenanceEvent,
 // FrontdeskCompleteMaintenanceEvent, FrontdeskCancelMaintenanceEvent,
-// FrontdeskSetTargetLifecycleState.
+// FrontdeskSetTargetLifecycleState, FrontdeskDescribeImdsUsage.
+//
+// Options.OnRequest and Options.OnChange let metrics and the audit log see
+// every request and every committed change; Actions lists the action names.
 //
 // Every action is one store Update: an action that fails writes nothing.
 package controlplane

@@ -79,6 +79,7 @@ func (s *Server) sendSpotInterruption(ctx context.Context, p params) (response, 
 	if err != nil {
 		return nil, err
 	}
+	noteChange(ctx, []string{id}, map[string]string{"SpotAction": act, "Time": at.Format(time.RFC3339)})
 	return &extensionResponse{InstanceID: id, Return: true}, nil
 }
 
@@ -94,6 +95,7 @@ func (s *Server) cancelSpotInterruption(ctx context.Context, p params) (response
 	if err != nil {
 		return nil, err
 	}
+	noteChange(ctx, []string{id}, nil)
 	return &extensionResponse{InstanceID: id, Return: true}, nil
 }
 
@@ -117,6 +119,7 @@ func (s *Server) sendRebalanceRecommendation(ctx context.Context, p params) (res
 	if err != nil {
 		return nil, err
 	}
+	noteChange(ctx, []string{id}, map[string]string{"NoticeTime": at.Format(time.RFC3339)})
 	return &extensionResponse{InstanceID: id, Return: true}, nil
 }
 
@@ -132,6 +135,7 @@ func (s *Server) cancelRebalanceRecommendation(ctx context.Context, p params) (r
 	if err != nil {
 		return nil, err
 	}
+	noteChange(ctx, []string{id}, nil)
 	return &extensionResponse{InstanceID: id, Return: true}, nil
 }
 
@@ -189,6 +193,7 @@ func (s *Server) createMaintenanceEvent(ctx context.Context, p params) (response
 	if err != nil {
 		return nil, err
 	}
+	noteChange(ctx, []string{id}, map[string]string{"Code": code, "EventId": eventID, "NotBefore": notBefore.Format(time.RFC3339)})
 	return &extensionResponse{InstanceID: id, EventID: eventID, Return: true}, nil
 }
 
@@ -236,6 +241,7 @@ func (s *Server) endMaintenanceEvent(ctx context.Context, p params, state, prefi
 	if err != nil {
 		return nil, err
 	}
+	noteChange(ctx, []string{id}, map[string]string{"EventId": eventID, "State": state})
 	return &extensionResponse{InstanceID: id, EventID: eventID, Return: true}, nil
 }
 
@@ -262,5 +268,6 @@ func (s *Server) setTargetLifecycleState(ctx context.Context, p params) (respons
 	if err != nil {
 		return nil, err
 	}
+	noteChange(ctx, []string{id}, map[string]string{"State": state})
 	return &extensionResponse{InstanceID: id, Return: true}, nil
 }

@@ -71,6 +71,7 @@ func (s *Server) associateIamInstanceProfile(ctx context.Context, p params) (res
 		return nil, err
 	}
 	out.Timestamp = ec2Time(s.opts.Now())
+	noteChange(ctx, []string{id}, map[string]string{"InstanceProfileArn": out.Profile.Arn, "AssociationId": out.AssociationID})
 	return &associationResponse{Association: out}, nil
 }
 
@@ -96,6 +97,7 @@ func (s *Server) disassociateIamInstanceProfile(ctx context.Context, p params) (
 		return nil, err
 	}
 	out.Timestamp = ec2Time(s.opts.Now())
+	noteChange(ctx, []string{out.InstanceID}, map[string]string{"InstanceProfileArn": out.Profile.Arn, "AssociationId": out.AssociationID})
 	return &associationResponse{Association: out}, nil
 }
 
@@ -254,5 +256,7 @@ func (s *Server) modifyInstanceAttribute(ctx context.Context, p params) (respons
 	if err != nil {
 		return nil, err
 	}
+	// The size only: user data often holds secrets.
+	noteChange(ctx, []string{id}, map[string]string{"Attribute": "userData", "UserDataBytes": strconv.Itoa(len(data))})
 	return &returnResponse{Return: true}, nil
 }

@@ -499,15 +499,50 @@ func parseGroups(p params, idKey, nameKey string) ([]imds.SecurityGroup, []strin
 }
 
 // runInstances launches instances: all of them in one store Update, or none.
+// With a ClientToken seen before (same parameters) it answers the earlier
+// reservation again and launches nothing.
 func (s *Server) runInstances(ctx context.Context, p params) (response, error) {
 	sp, err := s.parseLaunch(p)
 	if err != nil {
 		return nil, err
 	}
-	var launched []*imds.Instance
-	var reservationID string
+	token := p.str("ClientToken")
+	if err := checkClientToken(token); err != nil {
+		return nil, err
+	}
+	digest := launchDigest(p)
+	var (
+		launched      []*imds.Instance
+		reservationID string
+		replayed      bool
+		resolved      imds.MetadataOptions
+	)
 	err = s.update(ctx, sp.dryRun, func(tx imds.Tx) error {
-		launched = launched[:0]
+		launched, replayed = launched[:0], false
+		now := s.opts.Now().UTC()
+		if token != "" {
+			rec, err := getClientToken(tx, token, now)
+			if err != nil {
+				return err
+			}
+			if rec != nil {
+				if rec.Params != digest {
+					return errIdempotentMismatch()
+				}
+				replayed, reservationID = true, rec.ReservationID
+				for _, id := range rec.InstanceIDs {
+					in, err := imds.GetInstance(tx, id)
+					if errors.Is(err, imds.ErrNotFound) {
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					launched = append(launched, in)
+				}
+				return nil
+			}
+		}
 		acct, err := imds.GetDefaults(tx)
 		if err != nil {
 			return err
@@ -519,6 +554,7 @@ func (s *Server) runInstances(ctx context.Context, p params) (response, error) {
 			}
 			return err
 		}
+		resolved = opts
 		if opts.InstanceMetadataTags == imds.Enabled {
 			if err := checkMetadataTagKeys(sp.tags); err != nil {
 				return err
@@ -531,6 +567,7 @@ func (s *Server) runInstances(ctx context.Context, p params) (response, error) {
 		if err != nil {
 			return err
 		}
+		var ids []string
 		for i, enis := range addrSets {
 			in, err := s.newInstance(tx, sp, enis, opts, reservationID, i)
 			if err != nil {
@@ -540,6 +577,10 @@ func (s *Server) runInstances(ctx context.Context, p params) (response, error) {
 				return err
 			}
 			launched = append(launched, in)
+			ids = append(ids, in.InstanceID)
+		}
+		if token != "" {
+			return putClientToken(tx, token, clientTokenRecord{Params: digest, ReservationID: reservationID, InstanceIDs: ids, Created: now})
 		}
 		return nil
 	})
@@ -547,11 +588,22 @@ func (s *Server) runInstances(ctx context.Context, p params) (response, error) {
 		return nil, err
 	}
 	resp := &runInstancesResponse{xmlReservation: xmlReservation{ReservationID: reservationID, OwnerID: s.opts.AccountID}}
+	ids := make([]string, 0, len(launched))
 	for _, in := range launched {
 		resp.Instances = append(resp.Instances, s.instanceXML(in))
+		ids = append(ids, in.InstanceID)
 	}
 	if len(launched) > 0 {
 		resp.Groups = resp.Instances[0].Groups
+	}
+	if !replayed {
+		noteChange(ctx, ids, map[string]string{
+			"ReservationId": reservationID,
+			"ImageId":       sp.imageID,
+			"InstanceType":  sp.instanceType,
+			"HttpTokens":    resolved.HttpTokens,
+			"HttpEndpoint":  resolved.HttpEndpoint,
+		})
 	}
 	return resp, nil
 }

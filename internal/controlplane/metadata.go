@@ -64,6 +64,7 @@ func (s *Server) modifyInstanceMetadataOptions(ctx context.Context, p params) (r
 	if err != nil {
 		return nil, err
 	}
+	noteChange(ctx, []string{id}, optionsDetail(p, "HttpTokens", "HttpEndpoint", "HttpProtocolIpv6", "InstanceMetadataTags", "HttpPutResponseHopLimit"))
 	return &modifyOptionsResponse{InstanceID: id, Options: optionsXML(result, imds.OptionsPending)}, nil
 }
 
@@ -172,5 +173,18 @@ func (s *Server) modifyInstanceMetadataDefaults(ctx context.Context, p params) (
 	if err != nil {
 		return nil, err
 	}
+	noteChange(ctx, nil, optionsDetail(p, "HttpTokens", "HttpEndpoint", "InstanceMetadataTags", "HttpTokensEnforced", "HttpPutResponseHopLimit"))
 	return &returnResponse{Return: true}, nil
+}
+
+// optionsDetail is the OnChange detail of a metadata-options change: the
+// settings the request gave, as given.
+func optionsDetail(p params, keys ...string) map[string]string {
+	d := map[string]string{}
+	for _, k := range keys {
+		if v, ok := p.get(k); ok {
+			d[k] = v
+		}
+	}
+	return d
 }

@@ -3,6 +3,9 @@ package controlplane
 import (
 	"io"
 	"net/http"
+	"sort"
+	"strconv"
+	"strings"
 )
 
 // routes is the whole HTTP surface of the control plane.
@@ -25,14 +28,60 @@ func handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, "ok")
 }
 
-func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
+// handleReadyz answers 200 when Ready is nil and lists every component of
+// Health on its own line ("store: ok", "store: unavailable: <reason>").
+// With ?component=NAME it answers for that component alone: 200 when
+// healthy, 503 when not, 404 when Health does not report it.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var health map[string]error
+	if s.opts.Health != nil {
+		health = s.opts.Health()
+	}
+	if r.URL.Query().Has("component") {
+		comp := r.URL.Query().Get("component")
+		err, known := health[comp]
+		switch {
+		case !known:
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, "unknown component "+strconv.Quote(comp)+"\n")
+		case err != nil:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, componentLine(comp, err))
+		default:
+			_, _ = io.WriteString(w, componentLine(comp, nil))
+		}
+		return
+	}
+	var b strings.Builder
+	status := http.StatusOK
 	if s.opts.Ready != nil {
 		if err := s.opts.Ready(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready: "+err.Error())
-			return
+			status = http.StatusServiceUnavailable
+			b.WriteString("not ready: " + err.Error() + "\n")
 		}
 	}
-	_, _ = io.WriteString(w, "ok")
+	if len(health) == 0 {
+		if status == http.StatusOK {
+			b.WriteString("ok")
+		}
+	} else {
+		names := make([]string, 0, len(health))
+		for n := range health {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			b.WriteString(componentLine(n, health[n]))
+		}
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, b.String())
+}
+
+func componentLine(name string, err error) string {
+	if err != nil {
+		return name + ": unavailable: " + err.Error() + "\n"
+	}
+	return name + ": ok\n"
 }

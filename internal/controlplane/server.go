@@ -38,12 +38,47 @@ type Options struct {
 	Region string
 	// AccountID owns every instance (default 123456789012).
 	AccountID string
+	// AppliedOptions returns the OptionsRevision of an instance as the local
+	// data plane's snapshot holds it, and whether this node serves the
+	// instance at all. For a served instance, its metadata options are
+	// "applied" exactly when that revision has reached the stored one: the
+	// comparison is between two copies of the same recorded value, so it
+	// holds whatever revision the store committed the change at. For an
+	// instance this node does not serve (fleet mode: another host; or not
+	// yet in the snapshot) the Applied comparison is the fallback. Nil
+	// means every instance takes the fallback.
+	AppliedOptions func(instanceID string) (optionsRevision int64, served bool)
 	// Applied returns the store revision the local data plane's snapshot has
-	// reached: an instance's metadata options are "applied" once their
-	// OptionsRevision is at or below it. Nil means always applied.
+	// reached: the fallback of AppliedOptions, which says "applied" once an
+	// instance's OptionsRevision is at or below it. OptionsRevision is the
+	// read revision + 1 of the changing transaction, and etcd may commit it
+	// at a higher revision, so this fallback can say "applied" a little
+	// early. Nil (with AppliedOptions nil or not serving) means applied.
 	Applied func() int64
-	// Ready reports readiness for /readyz; nil means always ready.
+	// Ready reports readiness for /readyz (200 when it returns nil); nil
+	// means always ready.
 	Ready func() error
+	// Health reports each component's state ("data_plane", "store", ...)
+	// for the body of /readyz and for /readyz?component=NAME; a nil error
+	// is healthy. Nil lists no components.
+	Health func() map[string]error
+	// OnRequest is called once per Query API request with the action name
+	// and the EC2 error code ("" on success, "DryRunOperation" for a dry
+	// run). action is one of Actions() when the request named a known
+	// action, even if it then failed its signature check, and "" otherwise
+	// (unknown action, no Action, unreadable request), so a metrics label
+	// stays bounded.
+	OnRequest func(action, errorCode string)
+	// OnChange is called after every state-changing action that committed
+	// (never for Describe*/Get*, a dry run, a failure, or a RunInstances
+	// answered from its ClientToken), with the access key id that signed
+	// the request, the action, the instances it changed (none for account
+	// defaults) and a small detail map of what changed. Detail never holds
+	// user data, tag values or secrets.
+	OnChange func(accessKeyID, action string, instanceIDs []string, detail map[string]string)
+	// V1Usage reports tokenless (IMDSv1) traffic per instance over a window,
+	// for FrontdeskDescribeImdsUsage; nil answers an empty set.
+	V1Usage func(window time.Duration) []Usage
 	// Credentials are the admin access key every request must be signed
 	// with (see LoadOrCreateAdmin).
 	Credentials AdminCredentials
@@ -114,23 +149,40 @@ func (s *Server) Handler() http.Handler { return s.mux }
 func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 	reqID := newRequestID()
 	w.Header().Set("X-Amzn-Requestid", reqID)
-	actionName := "-"
-	resp, err := s.handleQuery(w, r, &actionName)
+	var actionName string
+	rec := &changeRecord{}
+	ctx := context.WithValue(r.Context(), changeKey{}, rec)
+	resp, err := s.handleQuery(ctx, w, r, &actionName)
+	logName := actionName
+	if logName == "" {
+		logName = "-"
+	}
 	if err != nil {
 		ae := toAPIError(err)
 		level := slog.LevelInfo
 		if ae.Status >= 500 {
 			level = slog.LevelError
 		}
-		s.log.Log(r.Context(), level, "ec2 request failed", "action", actionName, "code", ae.Code, "requestId", reqID, "err", err)
+		s.log.Log(r.Context(), level, "ec2 request failed", "action", logName, "code", ae.Code, "requestId", reqID, "err", err)
 		s.writeError(w, reqID, ae)
+		if s.opts.OnRequest != nil {
+			s.opts.OnRequest(actionName, ae.Code)
+		}
 		return
 	}
-	s.log.Info("ec2 request", "action", actionName, "requestId", reqID)
+	s.log.Info("ec2 request", "action", logName, "requestId", reqID)
 	s.writeResponse(w, actionName, reqID, resp)
+	if s.opts.OnRequest != nil {
+		s.opts.OnRequest(actionName, "")
+	}
+	if rec.changed && s.opts.OnChange != nil {
+		// The verifier accepts only the admin key, so that is the key
+		// that signed this request.
+		s.opts.OnChange(s.opts.Credentials.AccessKeyID, actionName, rec.instanceIDs, rec.detail)
+	}
 }
 
-func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, actionName *string) (response, error) {
+func (s *Server) handleQuery(ctx context.Context, w http.ResponseWriter, r *http.Request, actionName *string) (response, error) {
 	if r.ContentLength > s.opts.MaxBodyBytes {
 		return nil, errTooLarge
 	}
@@ -142,7 +194,14 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, actionName 
 		}
 		return nil, newAPIError(http.StatusBadRequest, "InvalidParameterValue", "The request body could not be read.")
 	}
-	if ae := s.verifier.verify(r.Context(), r, body); ae != nil {
+	if ae := s.verifier.verify(ctx, r, body); ae != nil {
+		// Name the action for metrics if it is a known one; an unsigned
+		// request cannot make up label values.
+		if p, err := parseRequest(r, body); err == nil {
+			if name := p.str("Action"); s.actions[name] != nil {
+				*actionName = name
+			}
+		}
 		return nil, ae
 	}
 	p, err := parseRequest(r, body)
@@ -164,7 +223,28 @@ func (s *Server) handleQuery(w http.ResponseWriter, r *http.Request, actionName 
 	case v != apiVersion:
 		return nil, newAPIError(http.StatusBadRequest, "NoSuchVersion", "An invalid or unsupported Version ("+v+") was specified; frontdesk supports "+apiVersion+".")
 	}
-	return fn(r.Context(), p)
+	return fn(ctx, p)
+}
+
+// changeKey carries a request's *changeRecord in its context.
+type changeKey struct{}
+
+// changeRecord is what a state-changing action reports for OnChange. It is
+// filled by noteChange after the action's Update committed, so a failure or
+// a dry run leaves it empty.
+type changeRecord struct {
+	changed     bool
+	instanceIDs []string
+	detail      map[string]string
+}
+
+// noteChange records a committed change of the current request.
+func noteChange(ctx context.Context, instanceIDs []string, detail map[string]string) {
+	if rec, ok := ctx.Value(changeKey{}).(*changeRecord); ok {
+		rec.changed = true
+		rec.instanceIDs = instanceIDs
+		rec.detail = detail
+	}
 }
 
 // parseRequest merges the query string (without the SigV4 parameters of a

@@ -149,6 +149,12 @@ func (s *Server) createTags(ctx context.Context, p params) (response, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys := make([]string, 0, len(tags))
+	for _, t := range tags {
+		keys = append(keys, t.Key)
+	}
+	// Tag keys only: values are the user's data.
+	noteChange(ctx, ids, map[string]string{"TagKeys": strings.Join(keys, ",")})
 	return &returnResponse{Return: true}, nil
 }
 
@@ -216,5 +222,14 @@ func (s *Server) deleteTags(ctx context.Context, p params) (response, error) {
 	if err != nil {
 		return nil, err
 	}
+	keys := make([]string, 0, len(sels))
+	for _, s := range sels {
+		keys = append(keys, s.key)
+	}
+	detail := map[string]string{"TagKeys": strings.Join(keys, ",")}
+	if len(sels) == 0 {
+		detail["TagKeys"] = "*"
+	}
+	noteChange(ctx, ids, detail)
 	return &returnResponse{Return: true}, nil
 }

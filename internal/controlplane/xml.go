@@ -287,9 +287,19 @@ func (s *Server) instanceXML(in *imds.Instance) xmlInstance {
 	return x
 }
 
-// optionsState is "applied" once the local data plane's snapshot has reached
-// the revision that last changed the instance's metadata options.
+// optionsState is "applied" once the local data plane serves the instance's
+// current metadata options. For an instance served here that is exact: the
+// snapshot's copy of the instance carries the OptionsRevision of the change.
+// Otherwise the snapshot's store revision is compared (see Options.Applied).
 func (s *Server) optionsState(in *imds.Instance) string {
+	if s.opts.AppliedOptions != nil {
+		if rev, served := s.opts.AppliedOptions(in.InstanceID); served {
+			if rev >= in.OptionsRevision {
+				return imds.OptionsApplied
+			}
+			return imds.OptionsPending
+		}
+	}
 	if s.opts.Applied == nil || in.OptionsRevision <= s.opts.Applied() {
 		return imds.OptionsApplied
 	}
