@@ -217,6 +217,9 @@ func dispatch(ctx context.Context, e *env, group string, args []string, subs map
 		return nil
 	}
 	s, ok := subs[args[0]]
+	if !ok && strings.HasPrefix(args[0], "-") {
+		return usageErr("%s: a command is required before the flags (frontdesk %s help lists them)", group, group)
+	}
 	if !ok {
 		return usageErr("%s: unknown command %q (frontdesk %s help lists them)", group, args[0], group)
 	}

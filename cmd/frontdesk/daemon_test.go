@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -17,24 +18,50 @@ type daemon struct {
 	data6URL string // the --listen-ipv6 data plane, if any
 	apiURL   string
 	dataDir  string
+	logs     *syncBuffer // what the daemon logged (stderr)
 	stop     func() error
-	lines    chan string
 }
 
-// startDaemon runs `frontdesk serve` with the given extra flags on
-// loopback ports chosen by the kernel, and waits until it prints "ready".
-func startDaemon(t *testing.T, dataDir string, extra ...string) *daemon {
-	t.Helper()
+// syncBuffer is a log sink the daemon writes to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func tailString(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// startDaemon runs `frontdesk serve` with the given extra flags (a later
+// flag overrides an earlier one) on loopback ports chosen by the kernel, and
+// waits until it prints "ready". The log is kept and shown if tb fails.
+func startDaemon(tb testing.TB, dataDir string, extra ...string) *daemon {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	args := append([]string{"frontdesk", "serve", "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, extra...)
+	d := &daemon{dataDir: dataDir, logs: &syncBuffer{}}
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, args, func(string) string { return "" }, strings.NewReader(""), pw, io.Discard)
+		err := run(ctx, args, func(string) string { return "" }, strings.NewReader(""), pw, d.logs)
 		pw.CloseWithError(io.EOF)
 		done <- err
 	}()
-	d := &daemon{dataDir: dataDir, lines: make(chan string, 64)}
 	var once sync.Once
 	d.stop = func() error {
 		var err error
@@ -43,17 +70,26 @@ func startDaemon(t *testing.T, dataDir string, extra ...string) *daemon {
 			select {
 			case err = <-done:
 			case <-time.After(20 * time.Second):
-				t.Error("daemon did not stop within 20s")
+				tb.Error("daemon did not stop within 20s")
 			}
 		})
 		return err
 	}
-	t.Cleanup(func() { d.stop() })
-	sc := bufio.NewScanner(pr)
+	tb.Cleanup(func() {
+		if err := d.stop(); err != nil {
+			tb.Errorf("daemon: %v", err)
+		}
+		if tb.Failed() {
+			tb.Logf("daemon log (tail):\n%s", tailString(d.logs.String(), 6000))
+		}
+	})
+	var mu sync.Mutex
 	ready := make(chan struct{})
 	go func() {
+		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
+			mu.Lock()
 			switch {
 			case strings.HasPrefix(line, "data plane: "):
 				d.dataURL = strings.TrimPrefix(line, "data plane: ")
@@ -64,15 +100,18 @@ func startDaemon(t *testing.T, dataDir string, extra ...string) *daemon {
 			case line == "ready":
 				close(ready)
 			}
+			mu.Unlock()
 		}
 	}()
 	select {
 	case <-ready:
 	case err := <-done:
-		t.Fatalf("daemon exited before ready: %v", err)
+		tb.Fatalf("daemon exited before ready: %v\n%s", err, tailString(d.logs.String(), 4000))
 	case <-time.After(30 * time.Second):
-		t.Fatal("daemon not ready within 30s")
+		tb.Fatal("daemon not ready within 30s")
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	return d
 }
 

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -36,109 +34,20 @@ import (
 // startDaemon does, but usable from benchmarks too (testing.TB) and with its
 // log kept for assertions.
 type fleetNode struct {
-	name    string
-	dataURL string
-	apiURL  string
-	dataDir string
-	ec2     *ec2.Client
-	logs    *syncBuffer
-	stop    func() error
-}
-
-// syncBuffer is a log sink the daemon writes to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	*daemon
+	name string
+	ec2  *ec2.Client
 }
 
 // startFleetNode starts a node named hostID against the etcd endpoints under
 // prefix, on kernel-chosen loopback ports, and waits until it prints "ready".
 func startFleetNode(tb testing.TB, hostID string, endpoints []string, prefix string, extra ...string) *fleetNode {
 	tb.Helper()
-	dir := tb.TempDir()
-	args := append([]string{"frontdesk", "serve",
-		"--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--data-dir", dir,
+	d := startDaemon(tb, tb.TempDir(), append([]string{
 		"--store", "etcd", "--etcd-endpoints", strings.Join(endpoints, ","), "--etcd-prefix", prefix,
 		"--host-id", hostID, "--rate-limit", "0", "--log-level", "info",
-	}, extra...)
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	n := &fleetNode{name: hostID, dataDir: dir, logs: &syncBuffer{}}
-	done := make(chan error, 1)
-	go func() {
-		err := run(ctx, args, func(string) string { return "" }, strings.NewReader(""), pw, n.logs)
-		pw.CloseWithError(io.EOF)
-		done <- err
-	}()
-	var once sync.Once
-	n.stop = func() error {
-		var err error
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-done:
-			case <-time.After(20 * time.Second):
-				tb.Errorf("node %s did not stop within 20s", hostID)
-			}
-		})
-		return err
-	}
-	tb.Cleanup(func() {
-		if err := n.stop(); err != nil {
-			tb.Errorf("node %s: %v", hostID, err)
-		}
-		if tb.Failed() {
-			tb.Logf("log of node %s (tail):\n%s", hostID, tailString(n.logs.String(), 6000))
-		}
-	})
-	ready := make(chan struct{})
-	var urls sync.Mutex
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			line := sc.Text()
-			urls.Lock()
-			switch {
-			case strings.HasPrefix(line, "data plane: "):
-				n.dataURL = strings.TrimPrefix(line, "data plane: ")
-			case strings.HasPrefix(line, "control plane: "):
-				n.apiURL = strings.TrimPrefix(line, "control plane: ")
-			case line == "ready":
-				close(ready)
-			}
-			urls.Unlock()
-		}
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		tb.Fatalf("node %s exited before ready: %v\n%s", hostID, err, tailString(n.logs.String(), 4000))
-	case <-time.After(30 * time.Second):
-		tb.Fatalf("node %s not ready within 30s", hostID)
-	}
-	urls.Lock()
-	defer urls.Unlock()
-	n.ec2 = fleetEC2Client(tb, n.dataDir, n.apiURL)
-	return n
-}
-
-func tailString(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
+	}, extra...)...)
+	return &fleetNode{daemon: d, name: hostID, ec2: fleetEC2Client(tb, d.dataDir, d.apiURL)}
 }
 
 // fleetAdminKey reads the access key pair from a node's admin.credentials.

@@ -123,11 +123,17 @@ func (f *Follower) publish(s *Snapshot) {
 	}
 }
 
-// Run follows the store until ctx ends.
+// Run follows the store until ctx ends. If Load already ran, Run watches
+// from its revision instead of reading the whole store again.
 func (f *Follower) Run(ctx context.Context) error {
 	backoff := 50 * time.Millisecond
 	needLoad := true
 	var rev int64
+	select {
+	case <-f.loaded:
+		needLoad, rev = false, f.cur.Load().Revision
+	default:
+	}
 	for ctx.Err() == nil {
 		if needLoad {
 			r, err := f.Load(ctx)
