@@ -23,9 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/frontdesk-imds/frontdesk/internal/etcd/etcdtest"
 )
@@ -318,11 +315,7 @@ func (m *fleetMembers) kill(idx ...int) {
 // restart starts the given members at once: a member whose peers are all
 // down cannot become healthy alone, so they must come back together.
 func (m *fleetMembers) restart(idx ...int) {
-	var wg sync.WaitGroup
-	for _, i := range idx {
-		wg.Go(func() { m.cl.Restart(i) })
-	}
-	wg.Wait()
+	m.cl.RestartAll(idx...)
 	m.mu.Lock()
 	for _, i := range idx {
 		delete(m.down, i)
@@ -340,61 +333,6 @@ func (m *fleetMembers) restartDown() {
 	m.mu.Unlock()
 	if len(idx) > 0 {
 		m.restart(idx...)
-	}
-}
-
-// etcdClient is a raw etcd client for what frontdesk never does itself:
-// finding the leader, compacting, checking a member caught up.
-func etcdClient(tb testing.TB, endpoints ...string) *clientv3.Client {
-	tb.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = cli.Close() })
-	return cli
-}
-
-// leaderIndex returns the index of the member that leads the cluster.
-func leaderIndex(ctx context.Context, tb testing.TB, cl *etcdtest.Cluster) int {
-	tb.Helper()
-	cli := etcdClient(tb, cl.Endpoints()...)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		for i, ep := range cl.Endpoints() {
-			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			st, err := cli.Status(sctx, ep)
-			cancel()
-			if err == nil && st.Leader != 0 && st.Leader == st.Header.MemberId {
-				return i
-			}
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal("no etcd leader within 10s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// waitCompacted waits until the member at endpoint has applied a compaction
-// at rev: a serializable read below it (answered from that member's own
-// data) fails with ErrCompacted.
-func waitCompacted(ctx context.Context, tb testing.TB, endpoint string, rev int64) {
-	tb.Helper()
-	cli := etcdClient(tb, endpoint)
-	deadline := time.Now().Add(20 * time.Second)
-	var err error
-	for {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err = cli.Get(rctx, "/", clientv3.WithRev(rev-1), clientv3.WithSerializable())
-		cancel()
-		if errors.Is(err, rpctypes.ErrCompacted) {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("member %s did not apply the compaction at %d within 20s (last read: %v)", endpoint, rev, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

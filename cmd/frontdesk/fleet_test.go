@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/frontdesk-imds/frontdesk/internal/etcd"
 	"github.com/frontdesk-imds/frontdesk/internal/etcd/etcdtest"
@@ -271,7 +270,7 @@ func TestFleet(t *testing.T) {
 		load := startFleetLoad(ctx, loadTarget{a, gA, idA}, loadTarget{b, gB, idB})
 		time.Sleep(500 * time.Millisecond)
 		// The leader, the worst member to lose: the cluster must elect.
-		leader := leaderIndex(ctx, t, cluster)
+		leader := cluster.Leader(ctx)
 		members.kill(leader)
 		t.Logf("killed etcd member %d (the leader)", leader)
 		// Two members are a quorum: a change through node A still reaches
@@ -332,21 +331,13 @@ func TestFleet(t *testing.T) {
 
 		// Compact through the two live members at the current revision:
 		// the history node C would resume its watch from is gone.
-		var live []string
+		var live []int
 		for i := range cluster.Size() {
 			if i != member {
-				live = append(live, cluster.Endpoint(i))
+				live = append(live, i)
 			}
 		}
-		cli := etcdClient(t, live...)
-		resp, err := cli.Get(ctx, prefix+"/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		rev := resp.Header.Revision
-		if _, err := cli.Compact(ctx, rev, clientv3.WithCompactPhysical()); err != nil {
-			t.Fatalf("compact at %d: %v", rev, err)
-		}
+		rev := cluster.Compact(ctx, live...)
 		t.Logf("compacted at revision %d", rev)
 
 		// Disconnected, node C serves what it had (fail-static).
@@ -360,7 +351,7 @@ func TestFleet(t *testing.T) {
 		// Bring the member back; once it has applied the compaction,
 		// reconnect node C.
 		members.restart(member)
-		waitCompacted(ctx, t, cluster.Endpoint(member), rev)
+		cluster.WaitCompacted(ctx, member, rev)
 		proxy.Heal()
 
 		gKept.waitStatus(ctx, t, c.dataURL, idPath, "", http.StatusUnauthorized, 20*time.Second)
