@@ -37,13 +37,13 @@ func eventCall(ctx context.Context, e *env, c *command, args []string, n int, ca
 	}
 	client := func() (*apiclient.Client, error) { return c.api.client(ctx, e) }
 	if err := call(client, pos); err != nil {
-		return fmt.Errorf("events %s: %w", c.fs.Name(), err)
+		return fmt.Errorf("%s: %w", c.fs.Name(), err)
 	}
 	return nil
 }
 
 func cmdEventsSpot(ctx context.Context, e *env, args []string) error {
-	c := newCommand(e, "spot", "frontdesk events spot ID [--action terminate|stop|hibernate] [--time RFC3339]")
+	c := newCommand(e, "events spot", "frontdesk events spot ID [--action terminate|stop|hibernate] [--time RFC3339]")
 	action := c.fs.String("action", "terminate", "what EC2 will do: terminate, stop or hibernate")
 	at := c.fs.String("time", "", "when (RFC 3339; default: now + 2 minutes, as EC2 announces)")
 	return eventCall(ctx, e, c, args, 1, func(client func() (*apiclient.Client, error), pos []string) error {
@@ -70,7 +70,7 @@ func cmdEventsSpot(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdEventsSpotCancel(ctx context.Context, e *env, args []string) error {
-	c := newCommand(e, "spot-cancel", "frontdesk events spot-cancel ID")
+	c := newCommand(e, "events spot-cancel", "frontdesk events spot-cancel ID")
 	return eventCall(ctx, e, c, args, 1, func(client func() (*apiclient.Client, error), pos []string) error {
 		cl, err := client()
 		if err != nil {
@@ -85,7 +85,7 @@ func cmdEventsSpotCancel(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdEventsRebalance(ctx context.Context, e *env, args []string) error {
-	c := newCommand(e, "rebalance", "frontdesk events rebalance ID [--time RFC3339]")
+	c := newCommand(e, "events rebalance", "frontdesk events rebalance ID [--time RFC3339]")
 	at := c.fs.String("time", "", "notice time (RFC 3339; default now)")
 	return eventCall(ctx, e, c, args, 1, func(client func() (*apiclient.Client, error), pos []string) error {
 		var t time.Time
@@ -108,7 +108,7 @@ func cmdEventsRebalance(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdEventsRebalanceCancel(ctx context.Context, e *env, args []string) error {
-	c := newCommand(e, "rebalance-cancel", "frontdesk events rebalance-cancel ID")
+	c := newCommand(e, "events rebalance-cancel", "frontdesk events rebalance-cancel ID")
 	return eventCall(ctx, e, c, args, 1, func(client func() (*apiclient.Client, error), pos []string) error {
 		cl, err := client()
 		if err != nil {
@@ -131,7 +131,7 @@ func cmdEventsMaintenance(ctx context.Context, e *env, args []string) error {
 }
 
 func cmdMaintenanceCreate(ctx context.Context, e *env, args []string) error {
-	c := newCommand(e, "maintenance create", "frontdesk events maintenance create ID --code system-reboot|instance-reboot|system-maintenance|instance-stop|instance-retirement [--description TEXT] [--not-before RFC3339] [--not-after RFC3339]")
+	c := newCommand(e, "events maintenance create", "frontdesk events maintenance create ID --code system-reboot|instance-reboot|system-maintenance|instance-stop|instance-retirement [--description TEXT] [--not-before RFC3339] [--not-after RFC3339]")
 	code := c.fs.String("code", "", "event code (required): system-reboot, instance-reboot, system-maintenance, instance-stop or instance-retirement")
 	desc := c.fs.String("description", "", "description (default: the code's usual text)")
 	notBefore := c.fs.String("not-before", "", "earliest start (RFC 3339; default now + 24 h)")
@@ -175,7 +175,7 @@ func cmdMaintenanceFinish(complete bool) func(ctx context.Context, e *env, args 
 		verb, name = "completed", "complete"
 	}
 	return func(ctx context.Context, e *env, args []string) error {
-		c := newCommand(e, "maintenance "+name, "frontdesk events maintenance "+name+" ID EVENT_ID")
+		c := newCommand(e, "events maintenance "+name, "frontdesk events maintenance "+name+" ID EVENT_ID")
 		return eventCall(ctx, e, c, args, 2, func(client func() (*apiclient.Client, error), pos []string) error {
 			cl, err := client()
 			if err != nil {
@@ -196,7 +196,7 @@ func cmdMaintenanceFinish(complete bool) func(ctx context.Context, e *env, args 
 }
 
 func cmdEventsLifecycle(ctx context.Context, e *env, args []string) error {
-	c := newCommand(e, "lifecycle", "frontdesk events lifecycle ID STATE|--clear   (STATE: InService, Standby, Detached, Terminated, Warmed:Hibernated, Warmed:Running, Warmed:Stopped, Warmed:Terminated)")
+	c := newCommand(e, "events lifecycle", "frontdesk events lifecycle ID STATE|--clear   (STATE: InService, Standby, Detached, Terminated, Warmed:Hibernated, Warmed:Running, Warmed:Stopped, Warmed:Terminated)")
 	clearState := c.fs.Bool("clear", false, "remove the target lifecycle state instead of setting one")
 	pos, err := c.parse(args, 1, 2)
 	if err != nil {

@@ -121,6 +121,9 @@ func TestMetricsFollowIMDSVersions(t *testing.T) {
 	if got := value(m, "frontdesk_instances", nil); got != 1 {
 		t.Errorf("frontdesk_instances = %v, want 1", got)
 	}
+	if got := value(m, "frontdesk_store_reloads_total", nil); got != 1 {
+		t.Errorf("store_reloads_total = %v, want 1 (the initial load only)", got)
+	}
 	if got := value(m, "frontdesk_credential_refreshes_total", map[string]string{"outcome": "success"}); got < 1 {
 		t.Errorf("no successful credential refresh counted")
 	}

@@ -226,6 +226,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		},
 		Include:      placement(c.hostID, c.serveAll),
 		OnStoreError: func(op string, _ error) { mx.StoreError(op) },
+		OnReload:     mx.StoreReload,
 		OnSnapshot: func(s *dataplane.Snapshot) {
 			refresher.SetTargets(credentialTargets(s))
 			mx.SnapshotApplied(s.Revision, s.Len(), s.ApplyLatency)
@@ -336,7 +337,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	wg.Go(func() { _ = follower.Run(runCtx) })
 	wg.Go(func() { _ = refresher.Run(runCtx) })
 	wg.Go(func() { _ = keeper.Run(runCtx) })
-	wg.Go(func() { probeStore(runCtx, store, &storeHealth, mx) })
+	wg.Go(func() { probeStore(runCtx, store, follower, &storeHealth, mx) })
 	// Catch SIGHUP before announcing "ready", so a reload sent right after
 	// start can never take the default action (terminate).
 	hup := make(chan os.Signal, 1)
@@ -413,15 +414,20 @@ func newAPIServer(h http.Handler) *http.Server {
 }
 
 // probeStore checks every few seconds that the store answers a read, for
-// /readyz and the store-error metric. The follower alone cannot tell: a
+// /readyz and the store-error metric, and records how far the snapshot
+// trails the store (watch lag). The follower alone cannot tell: a
 // watch on etcd waits quietly through an outage.
-func probeStore(ctx context.Context, store imds.Store, health *atomic.Pointer[error], mx *metrics.Metrics) {
+func probeStore(ctx context.Context, store imds.Store, f *dataplane.Follower, health *atomic.Pointer[error], mx *metrics.Metrics) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := store.View(pctx, func(imds.Tx) error { return nil })
+		var rev int64
+		err := store.View(pctx, func(tx imds.Tx) error { rev = tx.Revision(); return nil })
 		cancel()
+		if err == nil {
+			mx.WatchLag(rev - f.Applied())
+		}
 		if ctx.Err() != nil {
 			return
 		}

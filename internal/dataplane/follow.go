@@ -28,6 +28,8 @@ type FollowerOptions struct {
 	// OnStoreError is told about every failed load or watch ("load",
 	// "watch"), for metrics.
 	OnStoreError func(op string, err error)
+	// OnReload is called after every full load of the store.
+	OnReload func()
 }
 
 // Follower keeps the data plane's snapshot in step with the store: it loads
@@ -108,6 +110,9 @@ func (f *Follower) Load(ctx context.Context) (int64, error) {
 		}
 	}
 	f.publish(buildSnapshot(rev, instances, f.opts.Now()))
+	if f.opts.OnReload != nil {
+		f.opts.OnReload()
+	}
 	return rev, nil
 }
 

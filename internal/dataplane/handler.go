@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
@@ -56,6 +57,7 @@ type Handler struct {
 	ipv6   bool
 	limit  *limiter
 	root   []byte                    // the version listing at "/"
+	strays strayLog                  // sampled log of unknown callers
 	ttls   [maxTokenTTL + 1][]string // pre-formatted TTL header values
 }
 
@@ -139,6 +141,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, hdr http.Header,
 	g := h.caller(r)
 	if g == nil {
 		ev.Outcome = OutcomeUnknownCaller
+		h.strays.note(h.log, r.RemoteAddr, ev.Start)
 		return notFound(w, hdr)
 	}
 	in := g.Instance
@@ -400,6 +403,24 @@ func (g *Guest) credentialsBody(src Credentials, role string) ([]byte, mdtree.Cr
 	next[role] = renderedCreds{version: version, body: body}
 	g.credCache.Store(&next)
 	return body, c, true
+}
+
+// strayLog logs callers that match no instance without letting them flood
+// the log: at most one line per strayLogEvery, saying how many went unlogged.
+type strayLog struct {
+	next       atomic.Int64 // unix nanoseconds of the next allowed line
+	suppressed atomic.Int64
+}
+
+const strayLogEvery = 10 * time.Second
+
+func (s *strayLog) note(log *slog.Logger, remote string, now time.Time) {
+	n := s.next.Load()
+	if now.UnixNano() < n || !s.next.CompareAndSwap(n, now.Add(strayLogEvery).UnixNano()) {
+		s.suppressed.Add(1)
+		return
+	}
+	log.Warn("request from an address that belongs to no instance", "remote", remote, "unlogged_since_last", s.suppressed.Swap(0))
 }
 
 type connKey struct{}

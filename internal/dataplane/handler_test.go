@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -397,5 +398,26 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not reached within 5s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestUnknownCallersAreLoggedWithoutFlooding(t *testing.T) {
+	var buf strings.Builder
+	p := newPlane(t, testInstance(idA, addrA, imds.Optional))
+	now := testNow
+	p.h = New(p.f.Snapshot, fakeTokens{}, fakeSigner{}, fakeCreds{testNow}, Options{
+		Now:    func() time.Time { return now },
+		Logger: slog.New(slog.NewTextHandler(&buf, nil)),
+	})
+	for range 100 {
+		p.do(req{path: "/latest/meta-data/", from: "198.51.100.77"})
+	}
+	if n := strings.Count(buf.String(), "belongs to no instance"); n != 1 {
+		t.Fatalf("%d log lines for 100 stray requests in one instant, want 1:\n%s", n, buf.String())
+	}
+	now = now.Add(strayLogEvery)
+	p.do(req{path: "/latest/meta-data/", from: "198.51.100.77"})
+	if n := strings.Count(buf.String(), "belongs to no instance"); n != 2 || !strings.Contains(buf.String(), "unlogged_since_last=99") {
+		t.Fatalf("after the interval: want a second line counting 99 unlogged:\n%s", buf.String())
 	}
 }

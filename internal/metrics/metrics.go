@@ -111,6 +111,8 @@ type Metrics struct {
 	instanceNum  prometheus.Gauge
 	applyLatency prometheus.Histogram
 	storeErrors  *prometheus.CounterVec
+	watchLag     prometheus.Gauge
+	reloads      prometheus.Counter
 	storeOps     *labelSet
 	credRefresh  *prometheus.CounterVec
 	credExpiry   *prometheus.GaugeVec
@@ -206,6 +208,14 @@ func New(opts Options) *Metrics {
 		Help:    "Time from a store change to the data plane serving it.",
 		Buckets: prometheus.ExponentialBuckets(.001, 2.5, 12), // 1 ms .. ~60 s
 	})
+	m.watchLag = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "frontdesk_watch_lag_revisions",
+		Help: "Store revisions the data plane's snapshot is behind the store, as of the last health probe.",
+	})
+	m.reloads = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "frontdesk_store_reloads_total",
+		Help: "Full reloads of the store after the watch history was compacted away (and the first load).",
+	})
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "frontdesk_store_errors_total",
 		Help: "Store operations that failed, by operation.",
@@ -226,7 +236,7 @@ func New(opts Options) *Metrics {
 	m.reg.MustRegister(
 		m.requests, duration, outcomes, m.tokensIssued, m.unknownCaller,
 		m.noToken, m.noTokenReject, m.connReject,
-		m.snapRevision, m.instanceNum, m.applyLatency, m.storeErrors,
+		m.snapRevision, m.instanceNum, m.applyLatency, m.storeErrors, m.watchLag, m.reloads,
 		m.credRefresh, m.credExpiry, m.cpRequests,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -248,6 +258,12 @@ func (m *Metrics) SnapshotApplied(revision int64, instances int, applyLatency ti
 	m.instanceNum.Set(float64(instances))
 	m.applyLatency.Observe(max(applyLatency, 0).Seconds())
 }
+
+// WatchLag records how many revisions the snapshot is behind the store.
+func (m *Metrics) WatchLag(revisions int64) { m.watchLag.Set(float64(max(revisions, 0))) }
+
+// StoreReload counts a full reload of the store.
+func (m *Metrics) StoreReload() { m.reloads.Inc() }
 
 // StoreError counts a failed store operation. op should come from a small
 // fixed set (e.g. "watch", "get", "update"); past 64 names it is "_other".
