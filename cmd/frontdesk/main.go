@@ -3,7 +3,13 @@
 // Usage:
 //
 //	frontdesk serve [flags]          run the data plane and the control plane
+//	frontdesk get PATH               guest side: fetch metadata with the IMDSv2 token flow
+//	frontdesk instances ...          operator: list, run, terminate, tag, modify-metadata-options
+//	frontdesk defaults get|set       operator: account-level metadata defaults
+//	frontdesk events ...             operator: spot, rebalance, maintenance, lifecycle notices
+//	frontdesk compliance             operator: the ec2-imdsv2-check rule, with IMDSv1 usage
 //	frontdesk identity certificates  print the identity-document certificates
+//	frontdesk netsetup               give this host 169.254.169.254 on a dummy link
 //	frontdesk help                   list every subcommand
 package main
 

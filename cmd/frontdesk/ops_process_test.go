@@ -47,10 +47,24 @@ func buildFrontdesk(t *testing.T) string {
 // kernel and waits for "ready"; t.Cleanup kills it if it still runs.
 func startOpsProc(t *testing.T, bin string, extra ...string) *opsProc {
 	t.Helper()
-	p := &opsProc{dataDir: t.TempDir(), exited: make(chan struct{})}
+	return startProc(t, bin, procOptions{}, extra...)
+}
+
+// procOptions set up a daemon process beyond its flags.
+type procOptions struct {
+	dataDir string   // default: a new temporary directory
+	env     []string // added to a minimal PATH-only environment
+}
+
+func startProc(t *testing.T, bin string, o procOptions, extra ...string) *opsProc {
+	t.Helper()
+	if o.dataDir == "" {
+		o.dataDir = t.TempDir()
+	}
+	p := &opsProc{dataDir: o.dataDir, exited: make(chan struct{})}
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--data-dir", p.dataDir}, extra...)
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	p.cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, o.env...)
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

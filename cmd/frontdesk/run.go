@@ -47,10 +47,14 @@ type subcommand struct {
 
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
-		"serve":    {cmdServe, "run the data plane and the control plane"},
-		"identity": {cmdIdentity, "print the identity-document certificates"},
-		"get":      {cmdGet, "guest side: fetch a metadata path with the IMDSv2 token flow"},
-		"netsetup": {cmdNetsetup, "give this host 169.254.169.254 (and fd00:ec2::254) on a dummy link"},
+		"serve":      {cmdServe, "run the data plane and the control plane"},
+		"identity":   {cmdIdentity, "print the identity-document certificates"},
+		"get":        {cmdGet, "guest side: fetch a metadata path with the IMDSv2 token flow"},
+		"netsetup":   {cmdNetsetup, "give this host 169.254.169.254 (and fd00:ec2::254) on a dummy link"},
+		"instances":  {cmdInstances, "operator: list, run, terminate, tag instances; change their metadata options"},
+		"defaults":   {cmdDefaults, "operator: get or set the account-level instance metadata defaults"},
+		"events":     {cmdEvents, "operator: simulate Spot, rebalance, maintenance and Auto Scaling lifecycle notices"},
+		"compliance": {cmdCompliance, "operator: ec2-imdsv2-check report with IMDSv1 usage; --remediate requires IMDSv2"},
 	}
 }
 

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"net/http"
 	"sort"
 	"strconv"
 	"time"
@@ -71,10 +72,12 @@ func (s *Server) describeImdsUsage(_ context.Context, p params) (response, error
 	for _, id := range ids {
 		want[id] = true
 	}
-	resp := &describeImdsUsageResponse{WindowSeconds: int(window / time.Second)}
 	if s.opts.V1Usage == nil {
-		return resp, nil
+		// An empty answer would read as "no IMDSv1 calls", and compliance
+		// would call every instance safe to require: say it is not known.
+		return nil, errUsageUnavailable
 	}
+	resp := &describeImdsUsageResponse{WindowSeconds: int(window / time.Second)}
 	for _, u := range s.opts.V1Usage(window) {
 		if len(want) > 0 && !want[u.InstanceID] {
 			continue
@@ -88,3 +91,5 @@ func (s *Server) describeImdsUsage(_ context.Context, p params) (response, error
 	sort.Slice(resp.Usage, func(i, j int) bool { return resp.Usage[i].InstanceID < resp.Usage[j].InstanceID })
 	return resp, nil
 }
+
+var errUsageUnavailable = newAPIError(http.StatusBadRequest, "UnsupportedOperation", "This frontdesk does not track IMDSv1 usage.")
