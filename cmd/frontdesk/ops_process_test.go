@@ -216,11 +216,11 @@ func TestOpsProcess(t *testing.T) {
 				served, throttled, other, noRetryAfter = served+a, throttled+b, other+c, noRetryAfter+d
 			}
 		}
-		// Quiet and flooded phases alternate, 100 samples each twice, so
+		// Quiet and flooded phases alternate, 100 samples each three times, so
 		// that the other load of this shared machine falls on both.
 		var unloaded, loaded []time.Duration
 		var floodFor time.Duration
-		for range 2 {
+		for range 3 {
 			unloaded = append(unloaded, sample(100)...)
 			start := time.Now()
 			stop := flood()
@@ -423,7 +423,7 @@ func TestFloodHelperProcess(t *testing.T) {
 		close(stop)
 	}()
 	var wg sync.WaitGroup
-	for range 8 {
+	for range 4 {
 		wg.Go(func() {
 			for {
 				select {

@@ -47,6 +47,7 @@ type serveConfig struct {
 	auditLog   string
 	limits     dataplane.Limits
 	maxSeries  int
+	maxTrees   int
 
 	etcdEndpoints string
 	etcdPrefix    string
@@ -80,6 +81,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.Float64Var(&c.limits.Rate, "rate-limit", 1024, "requests per second one instance may make (0: unlimited); over it the answer is 429 with Retry-After")
 	fs.IntVar(&c.limits.Burst, "rate-burst", 0, "requests one instance may make at once above the rate (default: one second's worth)")
 	fs.IntVar(&c.limits.MaxConnsPerInstance, "max-conns-per-instance", 64, "open data-plane connections one instance may hold (0: unlimited)")
+	fs.IntVar(&c.maxTrees, "max-trees", dataplane.DefaultMaxTrees, "rendered metadata trees kept in memory (about 30 KB each); quiet instances' trees are rebuilt on demand")
 	fs.IntVar(&c.maxSeries, "metrics-max-instances", metrics.DefaultMaxInstanceSeries, "instances that get their own no-token metric series; the rest share instance_id=\"_other\"")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -214,6 +216,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 				mx.CredentialExpiry(t.Role, exp.Sub(now()).Seconds())
 			}
 		}})
+	newSnap := make(chan *dataplane.Snapshot, 1)
 	follower := dataplane.NewFollower(store, dataplane.FollowerOptions{
 		Now:    now,
 		Logger: log,
@@ -228,16 +231,24 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		OnStoreError: func(op string, _ error) { mx.StoreError(op) },
 		OnReload:     mx.StoreReload,
 		OnSnapshot: func(s *dataplane.Snapshot) {
-			refresher.SetTargets(credentialTargets(s))
 			mx.SnapshotApplied(s.Revision, s.Len(), s.ApplyLatency)
-			mx.KeepInstances(func(id string) bool { return s.GuestByID(id) != nil })
+			// The rest walks the whole fleet: hand it to a goroutine that
+			// takes only the newest snapshot, so the follower applies the
+			// next change at once (a data-plane change must not wait for
+			// credential bookkeeping of 100,000 instances).
+			select {
+			case <-newSnap:
+			default:
+			}
+			newSnap <- s
 		},
 	})
 	if _, err := follower.Load(ctx); err != nil {
 		return fmt.Errorf("load the store: %w", err)
 	}
 
-	dpOpts := dataplane.Options{Now: now, Logger: log, Observer: metrics.Observers(observers...), Limits: c.limits}
+	dpOpts := dataplane.Options{Now: now, Logger: log, Observer: metrics.Observers(observers...), Limits: c.limits,
+		Trees: dataplane.NewTreeCache(c.maxTrees)}
 	dp := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher}, dpOpts)
 	dpOpts.IPv6Endpoint = true
 	dp6 := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher}, dpOpts)
@@ -335,6 +346,17 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 8)
 	wg.Go(func() { _ = follower.Run(runCtx) })
+	wg.Go(func() {
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case s := <-newSnap:
+				refresher.SetTargets(credentialTargets(s))
+				mx.KeepInstances(func(id string) bool { return s.GuestByID(id) != nil })
+			}
+		}
+	})
 	wg.Go(func() { _ = refresher.Run(runCtx) })
 	wg.Go(func() { _ = keeper.Run(runCtx) })
 	wg.Go(func() { probeStore(runCtx, store, follower, &storeHealth, mx) })

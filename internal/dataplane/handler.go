@@ -2,12 +2,14 @@ package dataplane
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +45,9 @@ type Options struct {
 	IPv6Endpoint bool
 	// Limits are the per-instance request rate limits.
 	Limits Limits
+	// Trees renders and keeps the instances' trees; nil makes a
+	// TreeCache of DefaultMaxTrees for this handler alone.
+	Trees *TreeCache
 }
 
 // Handler is the 169.254.169.254 HTTP surface.
@@ -56,8 +61,10 @@ type Handler struct {
 	obs    Observer
 	ipv6   bool
 	limit  *limiter
-	root   []byte                    // the version listing at "/"
-	strays strayLog                  // sampled log of unknown callers
+	root   []byte   // the version listing at "/"
+	strays strayLog // sampled log of unknown callers
+	trees  *TreeCache
+	events sync.Pool                 // *RequestEvent
 	ttls   [maxTokenTTL + 1][]string // pre-formatted TTL header values
 }
 
@@ -116,10 +123,14 @@ func New(snap func() *Snapshot, tokens Tokens, signer Signer, creds Credentials,
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint, limit: newLimiter(opts.Limits), root: mdtree.RootListing()}
+	if opts.Trees == nil {
+		opts.Trees = NewTreeCache(0)
+	}
+	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint, limit: newLimiter(opts.Limits), root: mdtree.RootListing(), trees: opts.Trees}
 	for i := range h.ttls {
 		h.ttls[i] = []string{strconv.Itoa(i)}
 	}
+	h.events.New = func() any { return new(RequestEvent) }
 	return h
 }
 
@@ -131,10 +142,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr["Server"] = hvServer
 	hdr["Connection"] = hvClose
 
-	ev := RequestEvent{Method: r.Method, Start: start}
-	ev.Status = h.serve(w, r, hdr, &ev)
+	// The event comes from a pool: handed to an interface it would escape
+	// to the heap, one allocation on every request.
+	ev := h.events.Get().(*RequestEvent)
+	*ev = RequestEvent{Method: r.Method, Start: start}
+	ev.Status = h.serve(w, r, hdr, ev)
 	ev.Duration = h.now().Sub(start)
-	h.obs.Request(r, &ev)
+	h.obs.Request(r, ev)
+	*ev = RequestEvent{}
+	h.events.Put(ev)
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, hdr http.Header, ev *RequestEvent) int {
@@ -218,7 +234,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, hdr http.Header,
 	if !mdtree.KnownVersion(version) {
 		return notFound(w, hdr)
 	}
-	node, ok := g.tree.Lookup(version, rest)
+	tree := h.trees.tree(g)
+	node, ok := tree.Lookup(version, rest)
 	if !ok {
 		return notFound(w, hdr)
 	}
@@ -230,7 +247,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, hdr http.Header,
 		ev.Outcome = OutcomeServed
 		return h.body(w, r, hdr, g, hvOctet, node.Body)
 	case mdtree.IdentitySignature, mdtree.IdentityPKCS7, mdtree.IdentityRSA2048:
-		sigs, err := g.signatures(h.signer)
+		sigs, err := g.signatures(h.signer, tree)
 		if err != nil {
 			h.log.Error("signing the identity document failed", "instance", in.InstanceID, "err", err)
 			return empty(w, hdr, http.StatusInternalServerError)
@@ -256,7 +273,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, hdr http.Header,
 			return notFound(w, hdr)
 		}
 		ev.Outcome = OutcomeServed
-		ev.Delivery = &Delivery{Role: node.Role, AccessKeyID: c.AccessKeyID, Code: c.Code}
+		ev.delivery = Delivery{Role: node.Role, AccessKeyID: c.AccessKeyID, Code: c.Code}
+		ev.Delivery = &ev.delivery
 		return h.body(w, r, hdr, g, hvText, body)
 	case mdtree.RoleInfo:
 		c, _, ok := h.creds.Credentials(in.InstanceID, node.Role)
@@ -329,9 +347,9 @@ func (h *Handler) putToken(w http.ResponseWriter, r *http.Request, hdr http.Head
 	ev.Outcome = OutcomeTokenIssued
 	hdr[hdrTokenTTL] = h.ttls[ttl]
 	hdr["Content-Type"] = hvText
-	hdr["Content-Length"] = []string{strconv.Itoa(len(tok))}
+	hdr["Content-Length"] = h.ttls[min(len(tok), maxTokenTTL)] // the table holds every small number
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte(tok))
+	_, _ = io.WriteString(w, tok)
 	return http.StatusOK
 }
 
@@ -371,9 +389,9 @@ func forbiddenPage(w http.ResponseWriter, hdr http.Header) int {
 
 // signatures signs the identity document once per guest, on first use:
 // signing every instance up front would make start-up with many instances slow.
-func (g *Guest) signatures(s Signer) (signatures, error) {
+func (g *Guest) signatures(s Signer, t *mdtree.Tree) (signatures, error) {
 	g.sigOnce.Do(func() {
-		sig, p7, rsa, err := s.Sign(g.tree.Document())
+		sig, p7, rsa, err := s.Sign(t.Document())
 		g.sigs, g.sigErr = signatures{sig, p7, rsa}, err
 	})
 	return g.sigs, g.sigErr

@@ -42,6 +42,7 @@ type RequestEvent struct {
 	Duration    time.Duration
 	// Delivery is set when role or identity credentials were handed out.
 	Delivery *Delivery
+	delivery Delivery // storage for Delivery, so that it costs no allocation
 }
 
 // Delivery records a credential hand-out: never the secret or session token.

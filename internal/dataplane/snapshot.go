@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
-	"github.com/frontdesk-imds/frontdesk/internal/mdtree"
 )
 
 // Snapshot is an immutable view of every served instance, indexed by the
@@ -41,12 +40,12 @@ func (s *Snapshot) Each(fn func(*Guest)) {
 	}
 }
 
-// Guest is one served instance with its pre-rendered tree. Everything but the
-// lazily made signatures and the credential render cache is read-only.
+// Guest is one served instance. Its tree is rendered on first use and may be
+// dropped again by the tree cache; the instance itself is read-only.
 type Guest struct {
 	Instance     *imds.Instance
-	tree         *mdtree.Tree
 	lastModified []string
+	treeHolder   // rendered on first use; see TreeCache
 
 	sigOnce sync.Once
 	sigs    signatures
@@ -74,7 +73,6 @@ func served(in *imds.Instance) bool {
 func newGuest(in *imds.Instance, now time.Time) *Guest {
 	return &Guest{
 		Instance:     in,
-		tree:         mdtree.Build(in),
 		lastModified: []string{now.UTC().Format(http.TimeFormat)},
 	}
 }
