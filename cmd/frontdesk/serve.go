@@ -278,11 +278,11 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 			return err
 		}
 	}
-	if n := c.limits.MaxConnsPerInstance; n > 0 {
-		dl = dataplane.LimitConns(dl, follower.Snapshot, n, mx.ConnRejected)
-		if dl6 != nil {
-			dl6 = dataplane.LimitConns(dl6, follower.Snapshot, n, mx.ConnRejected)
-		}
+	dl = dataplane.NewGuard(dl, follower.Snapshot, dataplane.GuardOptions{
+		MaxConnsPerInstance: c.limits.MaxConnsPerInstance, Handler: dp, OnReject: mx.ConnRejected})
+	if dl6 != nil {
+		dl6 = dataplane.NewGuard(dl6, follower.Snapshot, dataplane.GuardOptions{
+			MaxConnsPerInstance: c.limits.MaxConnsPerInstance, Handler: dp6, OnReject: mx.ConnRejected})
 	}
 	al, err := listen(c.apiListen)
 	if err != nil {

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -64,6 +65,17 @@ func newLimiter(l Limits) *limiter {
 	return &limiter{interval: time.Duration(float64(time.Second) / l.Rate), burst: burst}
 }
 
+// over reports, without spending budget, whether a request from id at now
+// would be refused.
+func (l *limiter) over(id string, now time.Time) bool {
+	b, ok := l.buckets.Load(id)
+	if !ok {
+		return false
+	}
+	n := now.UnixNano()
+	return max(b.(*bucket).tat.Load(), n)-n > int64(l.interval)*int64(l.burst-1)
+}
+
 func (l *limiter) allow(id string, now time.Time) (bool, time.Duration) {
 	b, ok := l.buckets.Load(id)
 	if !ok {
@@ -82,27 +94,50 @@ func (l *limiter) forget(s *Snapshot) {
 	})
 }
 
-// ConnLimiter wraps a listener so that no instance holds more than max open
-// connections: one guest opening connections in a loop cannot exhaust the
-// server for the others. Callers that match no instance share one budget.
-type ConnLimiter struct {
+// Guard wraps the data plane's listener to protect guests from each other
+// before any HTTP work is spent: it closes connections over an instance's
+// cap on open connections, and answers a connection from an instance that
+// is over its request rate with a canned 429 (Retry-After) after reading
+// just its request head. A guest in a loop would otherwise make the server
+// accept, parse and answer every request, and the CPU that costs is taken
+// from the other guests. Requests within the rate go on to the handler,
+// which spends the budget (and answers 429 itself at the boundary).
+type Guard struct {
 	net.Listener
 	snap   func() *Snapshot
 	max    int32
+	limit  *limiter
+	now    func() time.Time
 	counts sync.Map // instance id -> *atomic.Int32
-	// Rejected counts connections closed for being over the cap.
+	obs    Observer
+	// Rejected counts connections closed for being over the cap; Shed
+	// counts requests answered 429 at accept.
 	Rejected atomic.Int64
+	Shed     atomic.Int64
 	onReject func()
 }
 
-// LimitConns returns l limited to max open connections per instance;
-// onReject (optional) is called for each connection closed over the cap.
-func LimitConns(l net.Listener, snap func() *Snapshot, max int, onReject func()) *ConnLimiter {
-	return &ConnLimiter{Listener: l, snap: snap, max: int32(max), onReject: onReject}
+// GuardOptions configure a Guard; the zero value caps nothing.
+type GuardOptions struct {
+	// MaxConnsPerInstance caps open connections per instance (0: no cap).
+	MaxConnsPerInstance int
+	// Handler whose rate limits apply at accept too (nil: none).
+	Handler *Handler
+	// OnReject is called for each connection closed over the cap.
+	OnReject func()
 }
 
-// Accept returns the next connection within its instance's cap.
-func (cl *ConnLimiter) Accept() (net.Conn, error) {
+// NewGuard wraps l.
+func NewGuard(l net.Listener, snap func() *Snapshot, o GuardOptions) *Guard {
+	g := &Guard{Listener: l, snap: snap, max: int32(o.MaxConnsPerInstance), onReject: o.OnReject, now: time.Now}
+	if o.Handler != nil {
+		g.limit, g.now, g.obs = o.Handler.limit, o.Handler.now, o.Handler.obs
+	}
+	return g
+}
+
+// Accept returns the next connection that is within its instance's limits.
+func (cl *Guard) Accept() (net.Conn, error) {
 	for {
 		c, err := cl.Listener.Accept()
 		if err != nil {
@@ -113,6 +148,14 @@ func (cl *ConnLimiter) Accept() (net.Conn, error) {
 			if g := cl.snap().Guest(ap.Addr()); g != nil {
 				key = g.Instance.InstanceID
 			}
+		}
+		if key != "" && cl.limit != nil && cl.limit.over(key, cl.now()) {
+			cl.Shed.Add(1)
+			go cl.shed(c, key)
+			continue
+		}
+		if cl.max <= 0 {
+			return c, nil
 		}
 		v, ok := cl.counts.Load(key)
 		if !ok {
@@ -129,6 +172,37 @@ func (cl *ConnLimiter) Accept() (net.Conn, error) {
 			continue
 		}
 		return &limitedConn{Conn: c, n: n}, nil
+	}
+}
+
+// shedResponse is the whole answer to a request over the rate limit.
+var shedResponse = []byte("HTTP/1.1 429 Too Many Requests\r\nServer: EC2ws\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nRetry-After: 1\r\n\r\n")
+
+// shed reads the request head (so that closing does not reset the
+// connection under the answer), answers 429 and closes.
+func (cl *Guard) shed(c net.Conn, id string) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second)) // a socket deadline is real time, not the injected clock
+	var buf [1024]byte
+	var tail uint32 // the last four bytes read, to find "\r\n\r\n"
+	total := 0
+	for total < 16<<10 {
+		n, err := c.Read(buf[:])
+		for _, b := range buf[:n] {
+			tail = tail<<8 | uint32(b)
+			if tail == 0x0d0a0d0a {
+				_, _ = c.Write(shedResponse)
+				if cl.obs != nil {
+					ev := RequestEvent{InstanceID: id, Status: http.StatusTooManyRequests, Outcome: OutcomeThrottled, Start: cl.now()}
+					cl.obs.Request(nil, &ev)
+				}
+				return
+			}
+		}
+		total += n
+		if err != nil {
+			return
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,13 +50,13 @@ func TestRateLimitAnswers429PerInstance(t *testing.T) {
 	}
 }
 
-func TestConnLimiterCapsPerInstance(t *testing.T) {
+func TestGuardCapsConnectionsPerInstance(t *testing.T) {
 	p := newPlane(t, testInstance(idA, "127.0.0.1", imds.Optional))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := LimitConns(l, p.f.Snapshot, 2, nil)
+	cl := NewGuard(l, p.f.Snapshot, GuardOptions{MaxConnsPerInstance: 2})
 	defer cl.Close()
 	accepted := make(chan net.Conn, 10)
 	go func() {
@@ -99,4 +100,76 @@ func TestConnLimiterCapsPerInstance(t *testing.T) {
 		t.Fatal("a connection within the cap was not accepted")
 	}
 	second.Close()
+}
+
+type countingObserver struct {
+	mu     sync.Mutex
+	events []RequestEvent
+}
+
+func (o *countingObserver) Request(_ *http.Request, ev *RequestEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events = append(o.events, *ev)
+}
+
+// An instance over its rate is answered at accept, before any HTTP work:
+// a complete 429 with Retry-After, counted as throttled; another instance
+// is not affected.
+func TestGuardShedsInstancesOverTheirRate(t *testing.T) {
+	p := newPlane(t, testInstance(idA, "127.0.0.1", imds.Optional), testInstance(idB, "127.0.0.2", imds.Optional))
+	obs := &countingObserver{}
+	h := New(p.f.Snapshot, fakeTokens{}, fakeSigner{}, fakeCreds{testNow}, Options{
+		Now: func() time.Time { return testNow }, Limits: Limits{Rate: 10, Burst: 2}, Observer: obs,
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGuard(l, p.f.Snapshot, GuardOptions{Handler: h})
+	srv := NewHTTPServer(h)
+	go srv.Serve(g)
+	defer srv.Close()
+	get := func(from string) *http.Response {
+		t.Helper()
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}, Timeout: 5 * time.Second}
+		resp, err := c.Get("http://" + l.Addr().String() + "/latest/meta-data/instance-id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	// The burst, then the handler's own 429 at the boundary, then the
+	// Guard's.
+	for i := range 2 {
+		if s := get("127.0.0.1").StatusCode; s != 200 {
+			t.Fatalf("request %d: %d", i, s)
+		}
+	}
+	for i := range 3 {
+		resp := get("127.0.0.1")
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || resp.Header.Get("Server") != "EC2ws" {
+			t.Fatalf("over the rate, request %d: %d %v", i, resp.StatusCode, resp.Header)
+		}
+	}
+	if g.Shed.Load() == 0 {
+		t.Fatal("no request was answered by the Guard")
+	}
+	if s := get("127.0.0.2").StatusCode; s != 200 {
+		t.Fatalf("the other instance: %d", s)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	throttled := 0
+	for _, ev := range obs.events {
+		if ev.Outcome == OutcomeThrottled && ev.InstanceID == idA {
+			throttled++
+		}
+	}
+	if throttled != 3 {
+		t.Fatalf("%d throttled events, want 3 (handler and Guard alike)", throttled)
+	}
 }

@@ -53,7 +53,9 @@ type Delivery struct {
 }
 
 // Observer is told about every answered request (metrics, audit log). It
-// runs on the request path, so it must be fast and must not block.
+// runs on the request path, so it must be fast and must not block. r is nil
+// for a request answered before HTTP parsing (a 429 from the listener's
+// Guard: IMDSVersion 0, Outcome OutcomeThrottled).
 type Observer interface {
 	Request(r *http.Request, ev *RequestEvent)
 }
