@@ -163,3 +163,38 @@ func TestAWSCLIMetadataOptions(t *testing.T) {
 		}
 	})
 }
+
+// The AWS CLI on the guest (botocore) resolves the role credentials and the
+// region through IMDSv2 alone: its token PUT, the role name taken from the
+// whole body of security-credentials/ (a trailing newline would break it),
+// and its strict Expiration parsing.
+func TestAWSCLIResolvesCredentialsThroughIMDS(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), "--demo")
+	cmd := exec.Command(awsCLI, "configure", "export-credentials", "--format", "process")
+	cmd.Env = []string{
+		"PATH=/usr/bin:/bin",
+		"HOME=" + t.TempDir(),
+		"LC_ALL=C.UTF-8",
+		"AWS_CONFIG_FILE=/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + d.dataURL + "/", // botocore joins paths without a slash
+		"AWS_EC2_METADATA_V1_DISABLED=true",
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("aws configure export-credentials: %v\n%s", err, out)
+	}
+	var got struct{ AccessKeyId, SecretAccessKey, SessionToken, Expiration string }
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	tok := d.token(t, "60")
+	_, _, body := d.do(t, "GET", "/latest/meta-data/iam/security-credentials/frontdesk-demo-role", map[string]string{"X-aws-ec2-metadata-token": tok})
+	var served struct{ AccessKeyId string }
+	if err := json.Unmarshal([]byte(body), &served); err != nil {
+		t.Fatal(err)
+	}
+	if got.AccessKeyId == "" || got.AccessKeyId != served.AccessKeyId || got.SessionToken == "" || got.Expiration == "" {
+		t.Fatalf("the CLI resolved %q (expiring %q); the data plane serves %q", got.AccessKeyId, got.Expiration, served.AccessKeyId)
+	}
+}
