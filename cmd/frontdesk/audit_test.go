@@ -35,12 +35,12 @@ func TestAuditStream(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := d.ec2Client(t).ModifyInstanceMetadataOptions(ctx, &ec2.ModifyInstanceMetadataOptionsInput{
+	if _, err := apiFor(t, d.dataDir, d.apiURL).ModifyInstanceMetadataOptions(ctx, &ec2.ModifyInstanceMetadataOptionsInput{
 		InstanceId: aws.String(demoInstanceID), HttpTokens: types.HttpTokensStateRequired,
 	}); err != nil {
 		t.Fatal(err)
 	}
-	adminKey, _ := adminCredentials(t, filepath.Join(dir, "admin.credentials"))
+	adminKeyID, _ := adminKey(t, dir)
 	if err := d.stop(); err != nil { // flushes the audit log
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestAuditStream(t *testing.T) {
 		t.Errorf("credential_delivery event %v", del)
 	}
 	ch := seen["control_plane_change"]
-	if ch == nil || ch["access_key_id"] != adminKey || ch["action"] != "ModifyInstanceMetadataOptions" {
+	if ch == nil || ch["access_key_id"] != adminKeyID || ch["action"] != "ModifyInstanceMetadataOptions" {
 		t.Errorf("control_plane_change event %v", ch)
 	}
 }

@@ -134,8 +134,12 @@ func oneOf(flagName, v string, allowed ...string) error {
 	return usageErr("--%s must be %s, not %q", flagName, strings.Join(allowed, ", "), v)
 }
 
-// parseTime reads an RFC 3339 time flag.
+// parseTime reads an RFC 3339 time flag; an empty one is the zero time,
+// which leaves the time to the server's default.
 func parseTime(flagName, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
 		return time.Time{}, usageErr("--%s must be an RFC 3339 time such as 2030-01-02T03:04:05Z, not %q", flagName, v)
@@ -143,10 +147,13 @@ func parseTime(flagName, v string) (time.Time, error) {
 	return t, nil
 }
 
-// checkInstanceID rejects what cannot be an instance id before a round trip.
-func checkInstanceID(id string) error {
-	if !strings.HasPrefix(id, "i-") || len(id) < 3 {
-		return usageErr("%q is not an instance id (i-…)", id)
+// checkInstanceIDs rejects, before a round trip, the first of ids that
+// cannot be an instance id.
+func checkInstanceIDs(ids ...string) error {
+	for _, id := range ids {
+		if !strings.HasPrefix(id, "i-") || len(id) < 3 {
+			return usageErr("%q is not an instance id (i-…)", id)
+		}
 	}
 	return nil
 }

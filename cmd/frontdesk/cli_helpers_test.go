@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -88,47 +86,22 @@ func (d *daemon) cliInstances(t *testing.T) map[string]instanceView {
 // i.e. as the instance bound to it), with an IMDSv2 token when tok is set.
 func (d *daemon) guestGet(t *testing.T, src, path, tok string) (int, string) {
 	t.Helper()
-	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	c := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	req, err := http.NewRequest(http.MethodGet, d.dataURL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hdr := map[string]string{}
 	if tok != "" {
-		req.Header.Set("X-aws-ec2-metadata-token", tok)
+		hdr["X-aws-ec2-metadata-token"] = tok
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	status, _, body := d.doWith(t, opsClient(src), http.MethodGet, path, hdr)
+	return status, body
 }
 
 // guestToken gets an IMDSv2 token as the instance at src.
 func (d *daemon) guestToken(t *testing.T, src string) string {
 	t.Helper()
-	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
-	c := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	req, err := http.NewRequest(http.MethodPut, d.dataURL+"/latest/api/token", nil)
-	if err != nil {
-		t.Fatal(err)
+	status, _, body := d.doWith(t, opsClient(src), http.MethodPut, "/latest/api/token", map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": "300"})
+	if status != 200 {
+		t.Fatalf("token PUT from %s: %d", src, status)
 	}
-	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "300")
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("token PUT from %s: %d %v", src, resp.StatusCode, err)
-	}
-	return string(b)
+	return body
 }
 
 // waitGuest polls a data-plane GET until it answers want (the data plane

@@ -10,6 +10,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/frontdesk-imds/frontdesk/internal/apiclient"
 )
 
 // daemon is a frontdesk started in-process through run(), as main would.
@@ -115,8 +121,16 @@ func startDaemon(tb testing.TB, dataDir string, extra ...string) *daemon {
 	return d
 }
 
-// get does one plain HTTP request against the data plane.
+// do does one plain HTTP request against the data plane.
 func (d *daemon) do(t *testing.T, method, path string, hdr map[string]string) (int, http.Header, string) {
+	t.Helper()
+	return d.doWith(t, http.DefaultClient, method, path, hdr)
+}
+
+// doWith does one HTTP request against the data plane through c (e.g. a
+// guest's client, see opsClient) and returns the status, the headers and
+// the whole body.
+func (d *daemon) doWith(t *testing.T, c *http.Client, method, path string, hdr map[string]string) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, d.dataURL+path, nil)
 	if err != nil {
@@ -125,7 +139,7 @@ func (d *daemon) do(t *testing.T, method, path string, hdr map[string]string) (i
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,4 +158,117 @@ func (d *daemon) token(t *testing.T, ttl string) string {
 		t.Fatalf("token PUT: %d", status)
 	}
 	return body
+}
+
+// noEnv is an empty environment: credentials then come only from a data
+// dir, never from the machine running the tests.
+func noEnv(string) string { return "" }
+
+// adminKey reads the access key pair from the admin.credentials a daemon
+// wrote into dataDir.
+func adminKey(tb testing.TB, dataDir string) (id, secret string) {
+	tb.Helper()
+	p, _, err := apiclient.LoadCredentials(context.Background(), dataDir, noEnv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := p.Retrieve(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c.AccessKeyID, c.SecretAccessKey
+}
+
+// apiFor is an SDK EC2 client for the control plane at apiURL, signed with
+// the admin credentials in dataDir and built without reading the
+// environment. It is apiclient's: the transport fix for the SDK's
+// client-side race and the standard retryer, unless an option says
+// otherwise (noRetries).
+func apiFor(tb testing.TB, dataDir, apiURL string, opts ...func(*apiclient.Options)) *ec2.Client {
+	tb.Helper()
+	creds, _, err := apiclient.LoadCredentials(context.Background(), dataDir, noEnv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var o apiclient.Options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return apiclient.New(apiURL, creds, o).EC2()
+}
+
+// noRetries makes apiFor's client send every call once, so that the test
+// sees every failure the control plane answers (and, for writes, knows
+// exactly which were acknowledged).
+func noRetries(o *apiclient.Options) { o.MaxAttempts = 1 }
+
+// launch registers one instance at addr through RunInstances, the request
+// adjusted by mods (nil ones are skipped), and returns its id.
+func launch(ctx context.Context, tb testing.TB, c *ec2.Client, addr string, mods ...func(*ec2.RunInstancesInput)) string {
+	tb.Helper()
+	in := &ec2.RunInstancesInput{
+		ImageId:          aws.String("ami-0abcdef1234567890"),
+		MinCount:         aws.Int32(1),
+		MaxCount:         aws.Int32(1),
+		PrivateIpAddress: aws.String(addr),
+	}
+	for _, mod := range mods {
+		if mod != nil {
+			mod(in)
+		}
+	}
+	out, err := c.RunInstances(ctx, in)
+	if err != nil {
+		tb.Fatalf("RunInstances %s: %v", addr, err)
+	}
+	if len(out.Instances) != 1 || aws.ToString(out.Instances[0].InstanceId) == "" {
+		tb.Fatalf("RunInstances %s returned %d instances", addr, len(out.Instances))
+	}
+	return aws.ToString(out.Instances[0].InstanceId)
+}
+
+// onHost places a launched instance on the fleet node host.
+func onHost(host string) func(*ec2.RunInstancesInput) {
+	return func(in *ec2.RunInstancesInput) {
+		in.Placement = &types.Placement{HostId: aws.String(host)}
+	}
+}
+
+// httpTokens launches an instance with HttpTokens v.
+func httpTokens(v types.HttpTokensState) func(*ec2.RunInstancesInput) {
+	return func(in *ec2.RunInstancesInput) {
+		if in.MetadataOptions == nil {
+			in.MetadataOptions = &types.InstanceMetadataOptionsRequest{}
+		}
+		in.MetadataOptions.HttpTokens = v
+	}
+}
+
+// waitApplied waits until c's DescribeInstances reports the metadata
+// options of every instance in ids applied, i.e. the data plane has reached
+// the revision of the last modification, and fails the test after within.
+func waitApplied(ctx context.Context, tb testing.TB, c *ec2.Client, within time.Duration, ids ...string) {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
+		if err != nil {
+			tb.Fatalf("DescribeInstances: %v", err)
+		}
+		applied := 0
+		for _, r := range out.Reservations {
+			for _, in := range r.Instances {
+				if in.MetadataOptions != nil && in.MetadataOptions.State == types.InstanceMetadataOptionsStateApplied {
+					applied++
+				}
+			}
+		}
+		if applied == len(ids) {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d of %d instances applied after %s", applied, len(ids), within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

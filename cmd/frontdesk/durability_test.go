@@ -13,21 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-
-	"github.com/frontdesk-imds/frontdesk/internal/apiclient"
 )
-
-// procAPI is an EC2 client for a daemon process, with the admin key from
-// its data dir.
-func procAPI(t *testing.T, p *opsProc) *ec2.Client {
-	t.Helper()
-	creds, _, err := apiclient.LoadCredentials(context.Background(), p.dataDir, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	// No retries: a retried write would blur which writes were acknowledged.
-	return apiclient.New(p.apiURL, creds, apiclient.Options{MaxAttempts: 1}).EC2()
-}
 
 // SIGKILL in the middle of a burst of control-plane writes: after a
 // restart every acknowledged write is there, and nothing that was never
@@ -37,7 +23,8 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 	bin := buildFrontdesk(t)
 	dir := t.TempDir()
 	p := startProc(t, bin, procOptions{dataDir: dir}, "--demo", "--log-level", "warn")
-	api := procAPI(t, p)
+	// No retries: a retried write would blur which writes were acknowledged.
+	api := apiFor(t, p.dataDir, p.apiURL, noRetries)
 
 	// Each writer sets its own tag to 1, 2, 3, ...: EC2 allows 50 tags per
 	// instance, so the burst rewrites values rather than adding keys.
@@ -95,7 +82,7 @@ func TestDurabilityAcrossSIGKILL(t *testing.T) {
 	}
 
 	p2 := startProc(t, bin, procOptions{dataDir: dir}, "--log-level", "warn")
-	out, err := procAPI(t, p2).DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{demoInstanceID}})
+	out, err := apiFor(t, p2.dataDir, p2.apiURL, noRetries).DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{InstanceIds: []string{demoInstanceID}})
 	if err != nil {
 		t.Fatal(err)
 	}

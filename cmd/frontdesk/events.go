@@ -24,19 +24,30 @@ func cmdEvents(ctx context.Context, e *env, args []string) error {
 }
 
 // eventCall parses an events subcommand that takes exactly n positional
-// arguments, the first an instance id, and runs call, which checks its
-// flags before it asks for the client (so a bad flag is reported as such
-// even without credentials).
-func eventCall(ctx context.Context, e *env, c *command, args []string, n int, call func(client func() (*apiclient.Client, error), pos []string) error) error {
+// arguments, the first an instance id, runs check (nil: none) on its flags
+// before it asks for the client (so a bad flag is reported as such even
+// without credentials), then call.
+func eventCall(ctx context.Context, e *env, c *command, args []string, n int, check func() error, call func(cl *apiclient.Client, pos []string) error) error {
 	pos, err := c.parse(args, n, n)
 	if err != nil {
 		return err
 	}
-	if err := checkInstanceID(pos[0]); err != nil {
+	if err := checkInstanceIDs(pos[0]); err != nil {
 		return err
 	}
-	client := func() (*apiclient.Client, error) { return c.api.client(ctx, e) }
-	if err := call(client, pos); err != nil {
+	err = func() error {
+		if check != nil {
+			if err := check(); err != nil {
+				return err
+			}
+		}
+		cl, err := c.api.client(ctx, e)
+		if err != nil {
+			return err
+		}
+		return call(cl, pos)
+	}()
+	if err != nil {
 		return fmt.Errorf("%s: %w", c.fs.Name(), err)
 	}
 	return nil
@@ -46,21 +57,15 @@ func cmdEventsSpot(ctx context.Context, e *env, args []string) error {
 	c := newCommand(e, "events spot", "frontdesk events spot ID [--action terminate|stop|hibernate] [--time RFC3339]")
 	action := c.fs.String("action", "terminate", "what EC2 will do: terminate, stop or hibernate")
 	at := c.fs.String("time", "", "when (RFC 3339; default: now + 2 minutes, as EC2 announces)")
-	return eventCall(ctx, e, c, args, 1, func(client func() (*apiclient.Client, error), pos []string) error {
+	var t time.Time
+	check := func() (err error) {
 		if err := oneOf("action", *action, "terminate", "stop", "hibernate"); err != nil {
 			return err
 		}
-		var t time.Time
-		if *at != "" {
-			var err error
-			if t, err = parseTime("time", *at); err != nil {
-				return err
-			}
-		}
-		cl, err := client()
-		if err != nil {
-			return err
-		}
+		t, err = parseTime("time", *at)
+		return err
+	}
+	return eventCall(ctx, e, c, args, 1, check, func(cl *apiclient.Client, pos []string) error {
 		if err := cl.SendSpotInterruption(ctx, pos[0], *action, t); err != nil {
 			return err
 		}
@@ -71,11 +76,7 @@ func cmdEventsSpot(ctx context.Context, e *env, args []string) error {
 
 func cmdEventsSpotCancel(ctx context.Context, e *env, args []string) error {
 	c := newCommand(e, "events spot-cancel", "frontdesk events spot-cancel ID")
-	return eventCall(ctx, e, c, args, 1, func(client func() (*apiclient.Client, error), pos []string) error {
-		cl, err := client()
-		if err != nil {
-			return err
-		}
+	return eventCall(ctx, e, c, args, 1, nil, func(cl *apiclient.Client, pos []string) error {
 		if err := cl.CancelSpotInterruption(ctx, pos[0]); err != nil {
 			return err
 		}
@@ -87,18 +88,12 @@ func cmdEventsSpotCancel(ctx context.Context, e *env, args []string) error {
 func cmdEventsRebalance(ctx context.Context, e *env, args []string) error {
 	c := newCommand(e, "events rebalance", "frontdesk events rebalance ID [--time RFC3339]")
 	at := c.fs.String("time", "", "notice time (RFC 3339; default now)")
-	return eventCall(ctx, e, c, args, 1, func(client func() (*apiclient.Client, error), pos []string) error {
-		var t time.Time
-		if *at != "" {
-			var err error
-			if t, err = parseTime("time", *at); err != nil {
-				return err
-			}
-		}
-		cl, err := client()
-		if err != nil {
-			return err
-		}
+	var t time.Time
+	check := func() (err error) {
+		t, err = parseTime("time", *at)
+		return err
+	}
+	return eventCall(ctx, e, c, args, 1, check, func(cl *apiclient.Client, pos []string) error {
 		if err := cl.SendRebalanceRecommendation(ctx, pos[0], t); err != nil {
 			return err
 		}
@@ -109,11 +104,7 @@ func cmdEventsRebalance(ctx context.Context, e *env, args []string) error {
 
 func cmdEventsRebalanceCancel(ctx context.Context, e *env, args []string) error {
 	c := newCommand(e, "events rebalance-cancel", "frontdesk events rebalance-cancel ID")
-	return eventCall(ctx, e, c, args, 1, func(client func() (*apiclient.Client, error), pos []string) error {
-		cl, err := client()
-		if err != nil {
-			return err
-		}
+	return eventCall(ctx, e, c, args, 1, nil, func(cl *apiclient.Client, pos []string) error {
 		if err := cl.CancelRebalanceRecommendation(ctx, pos[0]); err != nil {
 			return err
 		}
@@ -136,30 +127,25 @@ func cmdMaintenanceCreate(ctx context.Context, e *env, args []string) error {
 	desc := c.fs.String("description", "", "description (default: the code's usual text)")
 	notBefore := c.fs.String("not-before", "", "earliest start (RFC 3339; default now + 24 h)")
 	notAfter := c.fs.String("not-after", "", "latest end (RFC 3339; optional)")
-	return eventCall(ctx, e, c, args, 1, func(client func() (*apiclient.Client, error), pos []string) error {
+	var ev apiclient.MaintenanceEvent
+	check := func() (err error) {
 		if *code == "" {
 			c.fs.Usage()
 			return usageErr("events maintenance create: --code is required")
 		}
-		ev := apiclient.MaintenanceEvent{Code: *code, Description: *desc}
-		var err error
-		if *notBefore != "" {
-			if ev.NotBefore, err = parseTime("not-before", *notBefore); err != nil {
-				return err
-			}
+		ev = apiclient.MaintenanceEvent{Code: *code, Description: *desc}
+		if ev.NotBefore, err = parseTime("not-before", *notBefore); err != nil {
+			return err
 		}
-		if *notAfter != "" {
-			if ev.NotAfter, err = parseTime("not-after", *notAfter); err != nil {
-				return err
-			}
+		if ev.NotAfter, err = parseTime("not-after", *notAfter); err != nil {
+			return err
 		}
 		if !ev.NotBefore.IsZero() && !ev.NotAfter.IsZero() && !ev.NotAfter.After(ev.NotBefore) {
 			return usageErr("--not-after must be after --not-before")
 		}
-		cl, err := client()
-		if err != nil {
-			return err
-		}
+		return nil
+	}
+	return eventCall(ctx, e, c, args, 1, check, func(cl *apiclient.Client, pos []string) error {
 		id, err := cl.CreateMaintenanceEvent(ctx, pos[0], ev)
 		if err != nil {
 			return err
@@ -176,11 +162,8 @@ func cmdMaintenanceFinish(complete bool) func(ctx context.Context, e *env, args 
 	}
 	return func(ctx context.Context, e *env, args []string) error {
 		c := newCommand(e, "events maintenance "+name, "frontdesk events maintenance "+name+" ID EVENT_ID")
-		return eventCall(ctx, e, c, args, 2, func(client func() (*apiclient.Client, error), pos []string) error {
-			cl, err := client()
-			if err != nil {
-				return err
-			}
+		return eventCall(ctx, e, c, args, 2, nil, func(cl *apiclient.Client, pos []string) error {
+			var err error
 			if complete {
 				err = cl.CompleteMaintenanceEvent(ctx, pos[0], pos[1])
 			} else {
@@ -209,7 +192,7 @@ func cmdEventsLifecycle(ctx context.Context, e *env, args []string) error {
 		c.fs.Usage()
 		return usageErr("events lifecycle: STATE (or --clear) is required")
 	}
-	if err := checkInstanceID(pos[0]); err != nil {
+	if err := checkInstanceIDs(pos[0]); err != nil {
 		return err
 	}
 	state := ""

@@ -4,14 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -19,11 +16,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/smithy-go"
 
+	"github.com/frontdesk-imds/frontdesk/internal/apiclient"
 	"github.com/frontdesk-imds/frontdesk/internal/etcd/etcdtest"
 )
 
@@ -44,84 +40,13 @@ func startFleetNode(tb testing.TB, hostID string, endpoints []string, prefix str
 		"--store", "etcd", "--etcd-endpoints", strings.Join(endpoints, ","), "--etcd-prefix", prefix,
 		"--host-id", hostID, "--rate-limit", "0", "--log-level", "info",
 	}, extra...)...)
-	return &fleetNode{daemon: d, name: hostID, ec2: fleetEC2Client(tb, d.dataDir, d.apiURL)}
-}
-
-// fleetAdminKey reads the access key pair from a node's admin.credentials.
-func fleetAdminKey(tb testing.TB, dataDir string) (id, secret string) {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join(dataDir, "admin.credentials"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "aws_access_key_id":
-			id = strings.TrimSpace(v)
-		case "aws_secret_access_key":
-			secret = strings.TrimSpace(v)
-		}
-	}
-	if id == "" || secret == "" {
-		tb.Fatalf("%s/admin.credentials holds no access key", dataDir)
-	}
-	return id, secret
-}
-
-// fleetEC2Client is an SDK client for one node's control plane. It never
-// retries, so every failure the control plane answers is seen by the test.
-func fleetEC2Client(tb testing.TB, dataDir, apiURL string) *ec2.Client {
-	tb.Helper()
-	id, secret := fleetAdminKey(tb, dataDir)
-	cfg := aws.Config{
-		Region:      "us-east-1",
-		Credentials: awscreds.NewStaticCredentialsProvider(id, secret, ""),
-		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
-	}
-	return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(apiURL) })
-}
-
-// fleetLaunch registers one instance at addr on host through c.
-func fleetLaunch(ctx context.Context, tb testing.TB, c *ec2.Client, addr, host string, tokens types.HttpTokensState, mod func(*ec2.RunInstancesInput)) string {
-	tb.Helper()
-	in := &ec2.RunInstancesInput{
-		ImageId:          aws.String("ami-0abcdef1234567890"),
-		MinCount:         aws.Int32(1),
-		MaxCount:         aws.Int32(1),
-		PrivateIpAddress: aws.String(addr),
-		Placement:        &types.Placement{HostId: aws.String(host)},
-		MetadataOptions:  &types.InstanceMetadataOptionsRequest{HttpTokens: tokens},
-	}
-	if mod != nil {
-		mod(in)
-	}
-	out, err := c.RunInstances(ctx, in)
-	if err != nil {
-		tb.Fatalf("RunInstances %s on %s: %v", addr, host, err)
-	}
-	if len(out.Instances) != 1 || aws.ToString(out.Instances[0].InstanceId) == "" {
-		tb.Fatalf("RunInstances %s returned %d instances", addr, len(out.Instances))
-	}
-	return aws.ToString(out.Instances[0].InstanceId)
+	return &fleetNode{daemon: d, name: hostID, ec2: apiFor(tb, d.dataDir, d.apiURL, noRetries)}
 }
 
 // setHttpTokens changes one instance's HttpTokens through c.
 func setHttpTokens(ctx context.Context, c *ec2.Client, id string, v types.HttpTokensState) error {
 	_, err := c.ModifyInstanceMetadataOptions(ctx, &ec2.ModifyInstanceMetadataOptionsInput{InstanceId: aws.String(id), HttpTokens: v})
 	return err
-}
-
-// apiErrorCode is the EC2 error code of err, or "" when it is no EC2 error.
-func apiErrorCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
 }
 
 // retryWrite runs write until it succeeds, retrying only while the control
@@ -134,7 +59,7 @@ func retryWrite(ctx context.Context, tb testing.TB, what string, within time.Dur
 		if err == nil {
 			return
 		}
-		if apiErrorCode(err) != "Unavailable" || time.Now().After(deadline) || ctx.Err() != nil {
+		if apiclient.ErrorCode(err) != "Unavailable" || time.Now().After(deadline) || ctx.Err() != nil {
 			tb.Fatalf("%s: %v", what, err)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -517,27 +442,5 @@ func (l *fleetLoad) stop(tb testing.TB, min int) {
 	}
 	if len(l.ok) == 0 {
 		tb.Error("no metadata rounds at all")
-	}
-}
-
-// waitOptionsApplied waits until node n's control plane describes the
-// metadata options of id as "applied": its data plane has reached the
-// revision of the last modification.
-func waitOptionsApplied(ctx context.Context, tb testing.TB, n *fleetNode, id string) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, err := n.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
-		if err != nil {
-			tb.Fatalf("DescribeInstances through %s: %v", n.name, err)
-		}
-		state := out.Reservations[0].Instances[0].MetadataOptions.State
-		if state == types.InstanceMetadataOptionsStateApplied {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("metadata options of %s still %q on %s after 10s", id, state, n.name)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/frontdesk-imds/frontdesk/internal/apiclient"
 	"github.com/frontdesk-imds/frontdesk/internal/etcd"
 	"github.com/frontdesk-imds/frontdesk/internal/etcd/etcdtest"
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
@@ -36,8 +37,8 @@ func TestFleet(t *testing.T) {
 	b := startFleetNode(t, "node-b", cluster.Endpoints(), prefix)
 
 	const onA, onB = "127.0.0.21", "127.0.0.22"
-	idA := fleetLaunch(ctx, t, a.ec2, onA, "node-a", types.HttpTokensStateOptional, nil)
-	idB := fleetLaunch(ctx, t, a.ec2, onB, "node-b", types.HttpTokensStateOptional, nil)
+	idA := launch(ctx, t, a.ec2, onA, onHost("node-a"), httpTokens(types.HttpTokensStateOptional))
+	idB := launch(ctx, t, a.ec2, onB, onHost("node-b"), httpTokens(types.HttpTokensStateOptional))
 	gA, gB := newFleetGuest(t, onA), newFleetGuest(t, onB)
 	const idPath = "/latest/meta-data/instance-id"
 
@@ -62,8 +63,8 @@ func TestFleet(t *testing.T) {
 	})
 
 	t.Run("nodes_share_the_admin_credentials", func(t *testing.T) {
-		ka, sa := fleetAdminKey(t, a.dataDir)
-		kb, sb := fleetAdminKey(t, b.dataDir)
+		ka, sa := adminKey(t, a.dataDir)
+		kb, sb := adminKey(t, b.dataDir)
 		if ka != kb || sa != sb {
 			t.Errorf("admin key of node A %s, of node B %s: they must come from the shared store", ka, kb)
 		}
@@ -95,7 +96,7 @@ func TestFleet(t *testing.T) {
 
 	t.Run("concurrent_control_planes_lose_no_update", func(t *testing.T) {
 		const addr = "127.0.0.23"
-		id := fleetLaunch(ctx, t, a.ec2, addr, "node-a", types.HttpTokensStateOptional, func(in *ec2.RunInstancesInput) {
+		id := launch(ctx, t, a.ec2, addr, onHost("node-a"), httpTokens(types.HttpTokensStateOptional), func(in *ec2.RunInstancesInput) {
 			in.MetadataOptions.InstanceMetadataTags = types.InstanceMetadataTagsStateEnabled
 		})
 		g := newFleetGuest(t, addr)
@@ -193,7 +194,7 @@ func TestFleet(t *testing.T) {
 
 	t.Run("moved_instance_keeps_its_metadata_and_tokens", func(t *testing.T) {
 		const addr = "127.0.0.24"
-		id := fleetLaunch(ctx, t, a.ec2, addr, "node-a", types.HttpTokensStateRequired, nil)
+		id := launch(ctx, t, a.ec2, addr, onHost("node-a"), httpTokens(types.HttpTokensStateRequired))
 		g := newFleetGuest(t, addr)
 		g.waitStatus(ctx, t, a.dataURL, idPath, "", http.StatusUnauthorized, 10*time.Second)
 		tok := g.mustToken(ctx, t, a.dataURL, 300)
@@ -232,7 +233,7 @@ func TestFleet(t *testing.T) {
 	// action.
 	t.Run("instance_moved_in_the_store_keeps_its_tokens", func(t *testing.T) {
 		const addr = "127.0.0.25"
-		id := fleetLaunch(ctx, t, a.ec2, addr, "node-a", types.HttpTokensStateRequired, nil)
+		id := launch(ctx, t, a.ec2, addr, onHost("node-a"), httpTokens(types.HttpTokensStateRequired))
 		g := newFleetGuest(t, addr)
 		g.waitStatus(ctx, t, a.dataURL, idPath, "", http.StatusUnauthorized, 10*time.Second)
 		tok := g.mustToken(ctx, t, a.dataURL, 300)
@@ -298,8 +299,8 @@ func TestFleet(t *testing.T) {
 		const member = 2
 		proxy := startFleetProxy(t, strings.TrimPrefix(cluster.Endpoint(member), "http://"))
 		const kept, gone, added = "127.0.0.31", "127.0.0.32", "127.0.0.33"
-		idKept := fleetLaunch(ctx, t, a.ec2, kept, "node-c", types.HttpTokensStateOptional, nil)
-		idGone := fleetLaunch(ctx, t, a.ec2, gone, "node-c", types.HttpTokensStateOptional, nil)
+		idKept := launch(ctx, t, a.ec2, kept, onHost("node-c"), httpTokens(types.HttpTokensStateOptional))
+		idGone := launch(ctx, t, a.ec2, gone, onHost("node-c"), httpTokens(types.HttpTokensStateOptional))
 		c := startFleetNode(t, "node-c", []string{proxy.URL()}, prefix)
 		gKept, gGone, gAdded := newFleetGuest(t, kept), newFleetGuest(t, gone), newFleetGuest(t, added)
 		gKept.waitStatus(ctx, t, c.dataURL, idPath, "", http.StatusOK, 10*time.Second)
@@ -314,7 +315,7 @@ func TestFleet(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		waitOptionsApplied(ctx, t, c, idKept)
+		waitApplied(ctx, t, c.ec2, 10*time.Second, idKept)
 		time.Sleep(200 * time.Millisecond)
 
 		proxy.Cut()
@@ -327,7 +328,7 @@ func TestFleet(t *testing.T) {
 		if _, err := a.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{idGone}}); err != nil {
 			t.Fatal(err)
 		}
-		idAdded := fleetLaunch(ctx, t, a.ec2, added, "node-c", types.HttpTokensStateOptional, nil)
+		idAdded := launch(ctx, t, a.ec2, added, onHost("node-c"), httpTokens(types.HttpTokensStateOptional))
 
 		// Compact through the two live members at the current revision:
 		// the history node C would resume its watch from is gone.
@@ -384,14 +385,14 @@ func TestFleet(t *testing.T) {
 		const newAddr = "127.0.0.41"
 		start := time.Now()
 		err := setHttpTokens(ctx, a.ec2, idA, types.HttpTokensStateRequired)
-		if code := apiErrorCode(err); code != "Unavailable" {
+		if code := apiclient.ErrorCode(err); code != "Unavailable" {
 			t.Errorf("ModifyInstanceMetadataOptions with etcd down: %v (code %q), want Unavailable", err, code)
 		}
 		_, err = b.ec2.RunInstances(ctx, &ec2.RunInstancesInput{
 			ImageId: aws.String("ami-0abcdef1234567890"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 			PrivateIpAddress: aws.String(newAddr), Placement: &types.Placement{HostId: aws.String("node-b")},
 		})
-		if code := apiErrorCode(err); code != "Unavailable" {
+		if code := apiclient.ErrorCode(err); code != "Unavailable" {
 			t.Errorf("RunInstances with etcd down: %v (code %q), want Unavailable", err, code)
 		}
 		if d := time.Since(start); d > 15*time.Second {
@@ -475,7 +476,7 @@ func BenchmarkFleetPropagation(b *testing.B) {
 	na := startFleetNode(b, "node-a", cluster.Endpoints(), prefix, "--log-level", "warn")
 	nb := startFleetNode(b, "node-b", cluster.Endpoints(), prefix, "--log-level", "warn")
 	const addr = "127.0.0.22"
-	id := fleetLaunch(ctx, b, na.ec2, addr, "node-b", types.HttpTokensStateOptional, nil)
+	id := launch(ctx, b, na.ec2, addr, onHost("node-b"), httpTokens(types.HttpTokensStateOptional))
 	g := newFleetGuest(b, addr)
 	g.waitStatus(ctx, b, nb.dataURL, "/latest/meta-data/instance-id", "", http.StatusOK, 10*time.Second)
 	var all []time.Duration

@@ -125,10 +125,8 @@ func cmdInstancesList(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if err := checkInstanceID(id); err != nil {
-			return err
-		}
+	if err := checkInstanceIDs(ids...); err != nil {
+		return err
 	}
 	cl, err := c.api.client(ctx, e)
 	if err != nil {
@@ -211,6 +209,28 @@ func (m *metadataFlags) any(set map[string]bool) bool {
 	return false
 }
 
+// request is the metadata options the command line set, the others left
+// unset (the server keeps or defaults them).
+func (m *metadataFlags) request(set map[string]bool) *types.InstanceMetadataOptionsRequest {
+	mo := &types.InstanceMetadataOptionsRequest{}
+	if set["http-tokens"] {
+		mo.HttpTokens = types.HttpTokensState(m.httpTokens)
+	}
+	if set["hop-limit"] {
+		mo.HttpPutResponseHopLimit = aws.Int32(int32(m.hopLimit))
+	}
+	if set["http-endpoint"] {
+		mo.HttpEndpoint = types.InstanceMetadataEndpointState(m.httpEndpoint)
+	}
+	if set["instance-metadata-tags"] {
+		mo.InstanceMetadataTags = types.InstanceMetadataTagsState(m.tags)
+	}
+	if set["http-protocol-ipv6"] {
+		mo.HttpProtocolIpv6 = types.InstanceMetadataProtocolState(m.ipv6)
+	}
+	return mo
+}
+
 func cmdInstancesRun(ctx context.Context, e *env, args []string) error {
 	c := newCommand(e, "instances run", "frontdesk instances run --image-id AMI --private-ip ADDR [--ipv6 ADDR]... [--instance-type T] [--iam-instance-profile NAME|ARN] [--key-name K] [--user-data-file F|-] [--tag K=V]... [--host-id H] [--http-tokens required|optional] [--hop-limit N] [--http-endpoint enabled|disabled] [--instance-metadata-tags enabled|disabled] [--http-protocol-ipv6 enabled|disabled]")
 	imageID := c.fs.String("image-id", "", "AMI id (required)")
@@ -287,23 +307,7 @@ func cmdInstancesRun(ctx context.Context, e *env, args []string) error {
 		in.Placement = &types.Placement{HostId: hostID}
 	}
 	if mf.any(set) {
-		mo := &types.InstanceMetadataOptionsRequest{}
-		if set["http-tokens"] {
-			mo.HttpTokens = types.HttpTokensState(mf.httpTokens)
-		}
-		if set["hop-limit"] {
-			mo.HttpPutResponseHopLimit = aws.Int32(int32(mf.hopLimit))
-		}
-		if set["http-endpoint"] {
-			mo.HttpEndpoint = types.InstanceMetadataEndpointState(mf.httpEndpoint)
-		}
-		if set["instance-metadata-tags"] {
-			mo.InstanceMetadataTags = types.InstanceMetadataTagsState(mf.tags)
-		}
-		if set["http-protocol-ipv6"] {
-			mo.HttpProtocolIpv6 = types.InstanceMetadataProtocolState(mf.ipv6)
-		}
-		in.MetadataOptions = mo
+		in.MetadataOptions = mf.request(set)
 	}
 	cl, err := c.api.client(ctx, e)
 	if err != nil {
@@ -325,10 +329,8 @@ func cmdInstancesTerminate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if err := checkInstanceID(id); err != nil {
-			return err
-		}
+	if err := checkInstanceIDs(ids...); err != nil {
+		return err
 	}
 	cl, err := c.api.client(ctx, e)
 	if err != nil {
@@ -361,7 +363,7 @@ func cmdInstancesModify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	id := pos[0]
-	if err := checkInstanceID(id); err != nil {
+	if err := checkInstanceIDs(id); err != nil {
 		return err
 	}
 	set := c.set()
@@ -372,21 +374,14 @@ func cmdInstancesModify(ctx context.Context, e *env, args []string) error {
 		c.fs.Usage()
 		return usageErr("instances modify-metadata-options: nothing to change: give at least one of --http-tokens, --hop-limit, --http-endpoint, --instance-metadata-tags, --http-protocol-ipv6")
 	}
-	in := &ec2.ModifyInstanceMetadataOptionsInput{InstanceId: aws.String(id)}
-	if set["http-tokens"] {
-		in.HttpTokens = types.HttpTokensState(mf.httpTokens)
-	}
-	if set["hop-limit"] {
-		in.HttpPutResponseHopLimit = aws.Int32(int32(mf.hopLimit))
-	}
-	if set["http-endpoint"] {
-		in.HttpEndpoint = types.InstanceMetadataEndpointState(mf.httpEndpoint)
-	}
-	if set["instance-metadata-tags"] {
-		in.InstanceMetadataTags = types.InstanceMetadataTagsState(mf.tags)
-	}
-	if set["http-protocol-ipv6"] {
-		in.HttpProtocolIpv6 = types.InstanceMetadataProtocolState(mf.ipv6)
+	mo := mf.request(set)
+	in := &ec2.ModifyInstanceMetadataOptionsInput{
+		InstanceId:              aws.String(id),
+		HttpTokens:              mo.HttpTokens,
+		HttpPutResponseHopLimit: mo.HttpPutResponseHopLimit,
+		HttpEndpoint:            mo.HttpEndpoint,
+		InstanceMetadataTags:    mo.InstanceMetadataTags,
+		HttpProtocolIpv6:        mo.HttpProtocolIpv6,
 	}
 	cl, err := c.api.client(ctx, e)
 	if err != nil {
@@ -413,7 +408,7 @@ func cmdInstancesTag(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	id := pos[0]
-	if err := checkInstanceID(id); err != nil {
+	if err := checkInstanceIDs(id); err != nil {
 		return err
 	}
 	pairs, err := parseTags("instances tag", pos[1:])

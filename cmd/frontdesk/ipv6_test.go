@@ -40,13 +40,13 @@ func TestIPv6EndpointFollowsHttpProtocolIpv6(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c := d.ec2Client(t)
+	c := apiFor(t, d.dataDir, d.apiURL)
 	if _, err := c.ModifyInstanceMetadataOptions(ctx, &ec2.ModifyInstanceMetadataOptionsInput{
 		InstanceId: aws.String(demoInstanceID), HttpProtocolIpv6: types.InstanceMetadataProtocolStateEnabled,
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitApplied(ctx, t, c, demoInstanceID)
+	waitApplied(ctx, t, c, 2*time.Second, demoInstanceID)
 	status, body, err := get()
 	if err != nil || status != 200 || body != demoInstanceID {
 		t.Fatalf("after enabling IPv6: %d %q %v", status, body, err)

@@ -97,7 +97,7 @@ func TestMetricsFollowIMDSVersions(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err := d.ec2Client(t).ModifyInstanceMetadataOptions(ctx, &ec2.ModifyInstanceMetadataOptionsInput{
+	_, err := apiFor(t, d.dataDir, d.apiURL).ModifyInstanceMetadataOptions(ctx, &ec2.ModifyInstanceMetadataOptionsInput{
 		InstanceId: aws.String(demoInstanceID), HttpTokens: types.HttpTokensStateRequired,
 	})
 	if err != nil {
@@ -105,7 +105,7 @@ func TestMetricsFollowIMDSVersions(t *testing.T) {
 	}
 	// Wait for "applied" through the API, not by probing the data plane
 	// (a probe answered before the change would count as a v1 call).
-	waitApplied(ctx, t, d.ec2Client(t), demoInstanceID)
+	waitApplied(ctx, t, apiFor(t, d.dataDir, d.apiURL), 2*time.Second, demoInstanceID)
 	for range 2 {
 		if s, _, _ := d.do(t, "GET", "/latest/meta-data/instance-id", nil); s != 401 {
 			t.Fatalf("v1 GET under required: %d", s)

@@ -2,22 +2,15 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
 // Every link and namespace the netns tests create starts with this prefix,
@@ -155,69 +148,6 @@ func hasAddress(t *testing.T, addr string) bool {
 		}
 	}
 	return false
-}
-
-// adminCredentials reads the shared-credentials file the daemon writes.
-func adminCredentials(t *testing.T, path string) (id, secret string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "aws_access_key_id":
-			id = strings.TrimSpace(v)
-		case "aws_secret_access_key":
-			secret = strings.TrimSpace(v)
-		}
-	}
-	if id == "" || secret == "" {
-		t.Fatalf("%s holds no access key", path)
-	}
-	return id, secret
-}
-
-// ec2Client is an AWS SDK EC2 client for the daemon's control plane, signed
-// with the admin credentials and built without reading the environment.
-func (d *daemon) ec2Client(t *testing.T) *ec2.Client {
-	t.Helper()
-	id, secret := adminCredentials(t, filepath.Join(d.dataDir, "admin.credentials"))
-	cfg := aws.Config{
-		Region:      "us-east-1",
-		Credentials: awscreds.NewStaticCredentialsProvider(id, secret, ""),
-		// The SDK's standard retryer: it retries net.ErrClosed, which the
-		// SDK's own client-side race (aws-sdk-go-v2 #1825, #2737) produces
-		// now and then; RunInstances stays safe through its ClientToken.
-		Retryer: func() aws.Retryer { return retry.NewStandard() },
-	}
-	return ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.BaseEndpoint = aws.String(d.apiURL) })
-}
-
-// launch registers one instance at addr through RunInstances.
-func launch(ctx context.Context, t *testing.T, c *ec2.Client, addr string, mod func(*ec2.RunInstancesInput)) string {
-	t.Helper()
-	in := &ec2.RunInstancesInput{
-		ImageId:          aws.String("ami-0abcdef1234567890"),
-		MinCount:         aws.Int32(1),
-		MaxCount:         aws.Int32(1),
-		PrivateIpAddress: aws.String(addr),
-	}
-	if mod != nil {
-		mod(in)
-	}
-	out, err := c.RunInstances(ctx, in)
-	if err != nil {
-		t.Fatalf("RunInstances %s: %v", addr, err)
-	}
-	if len(out.Instances) != 1 || aws.ToString(out.Instances[0].InstanceId) == "" {
-		t.Fatalf("RunInstances %s returned %d instances", addr, len(out.Instances))
-	}
-	return aws.ToString(out.Instances[0].InstanceId)
 }
 
 // curlResult is what one guest-side curl saw.

@@ -146,34 +146,6 @@ func instanceIDv2(t *testing.T, ns string) curlResult {
 	return guestCurl(t, ns, "--max-time", "3", "-H", "X-aws-ec2-metadata-token: "+tok.body, imdsHostURL+"/latest/meta-data/instance-id")
 }
 
-// waitApplied waits until DescribeInstances reports every instance's
-// metadata options applied, i.e. the data plane's snapshot has them.
-func waitApplied(ctx context.Context, t *testing.T, c *ec2.Client, ids ...string) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
-		if err != nil {
-			t.Fatalf("DescribeInstances: %v", err)
-		}
-		applied := 0
-		for _, r := range out.Reservations {
-			for _, in := range r.Instances {
-				if in.MetadataOptions != nil && in.MetadataOptions.State == types.InstanceMetadataOptionsStateApplied {
-					applied++
-				}
-			}
-		}
-		if applied == len(ids) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d instances applied after 2s", applied, len(ids))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 var instanceIDRe = regexp.MustCompile(`i-[0-9a-f]{8,17}`)
 
 // Real packets from network namespaces: each guest is told apart by its
@@ -202,9 +174,9 @@ func TestNetnsRealPackets(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c := d.ec2Client(t)
-	id1 := launch(ctx, t, c, guest1Addr, nil)
-	id2 := launch(ctx, t, c, guest2Addr, nil)
+	c := apiFor(t, d.dataDir, d.apiURL)
+	id1 := launch(ctx, t, c, guest1Addr)
+	id2 := launch(ctx, t, c, guest2Addr)
 	idFar := launch(ctx, t, c, farAddr, func(in *ec2.RunInstancesInput) {
 		in.MetadataOptions = &types.InstanceMetadataOptionsRequest{
 			HttpTokens:              types.HttpTokensStateOptional,
@@ -212,7 +184,7 @@ func TestNetnsRealPackets(t *testing.T) {
 			HttpEndpoint:            types.InstanceMetadataEndpointStateEnabled,
 		}
 	})
-	waitApplied(ctx, t, c, id1, id2, idFar)
+	waitApplied(ctx, t, c, 2*time.Second, id1, id2, idFar)
 
 	t.Run("each_guest_sees_its_own_instance_id_with_a_token", func(t *testing.T) {
 		for _, g := range []struct{ ns, want string }{{n.g1, id1}, {n.g2, id2}} {

@@ -10,16 +10,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
@@ -301,26 +297,7 @@ func launchOpsGuest(t *testing.T, apiURL, dataDir, dataURL string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	id, secret := opsAdminKeys(t, filepath.Join(dataDir, "admin.credentials"))
-	client := ec2.NewFromConfig(aws.Config{
-		Region:      "us-east-1",
-		Credentials: awscreds.NewStaticCredentialsProvider(id, secret, ""),
-		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
-	}, func(o *ec2.Options) { o.BaseEndpoint = aws.String(apiURL) })
-	out, err := client.RunInstances(ctx, &ec2.RunInstancesInput{
-		ImageId:          aws.String("ami-0abcdef1234567890"),
-		MinCount:         aws.Int32(1),
-		MaxCount:         aws.Int32(1),
-		PrivateIpAddress: aws.String("127.0.0.2"),
-		MetadataOptions:  &ec2types.InstanceMetadataOptionsRequest{HttpTokens: ec2types.HttpTokensStateOptional},
-	})
-	if err != nil {
-		t.Fatalf("RunInstances at 127.0.0.2: %v", err)
-	}
-	if len(out.Instances) != 1 {
-		t.Fatalf("RunInstances returned %d instances", len(out.Instances))
-	}
-	iid := aws.ToString(out.Instances[0].InstanceId)
+	iid := launch(ctx, t, apiFor(t, dataDir, apiURL), "127.0.0.2", httpTokens(ec2types.HttpTokensStateOptional))
 	c := opsClient("127.0.0.2")
 	for {
 		status, body, _, err := opsGet(c, dataURL+"/latest/meta-data/instance-id")
@@ -332,30 +309,4 @@ func launchOpsGuest(t *testing.T, apiURL, dataDir, dataURL string) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// opsAdminKeys reads the access key from the shared-credentials file the
-// daemon writes into its data directory.
-func opsAdminKeys(t *testing.T, path string) (id, secret string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		switch strings.TrimSpace(k) {
-		case "aws_access_key_id":
-			id = strings.TrimSpace(v)
-		case "aws_secret_access_key":
-			secret = strings.TrimSpace(v)
-		}
-	}
-	if id == "" || secret == "" {
-		t.Fatalf("%s holds no access key", path)
-	}
-	return id, secret
 }

@@ -36,20 +36,16 @@ var instanceFilters = map[string]func(s *Server, in *imds.Instance) []string{
 		return nil
 	},
 	"subnet-id": func(_ *Server, in *imds.Instance) []string {
-		return eniField(in, func(n imds.NetworkInterface) string { return n.SubnetID })
+		return fieldOf(in.NetworkInterfaces, func(n imds.NetworkInterface) string { return n.SubnetID })
 	},
 	"vpc-id": func(_ *Server, in *imds.Instance) []string {
-		return eniField(in, func(n imds.NetworkInterface) string { return n.VPCID })
+		return fieldOf(in.NetworkInterfaces, func(n imds.NetworkInterface) string { return n.VPCID })
 	},
 	"network-interface.mac-address": func(_ *Server, in *imds.Instance) []string {
-		return eniField(in, func(n imds.NetworkInterface) string { return n.MAC })
+		return fieldOf(in.NetworkInterfaces, func(n imds.NetworkInterface) string { return n.MAC })
 	},
 	"key-name": func(_ *Server, in *imds.Instance) []string {
-		var out []string
-		for _, k := range in.PublicKeys {
-			out = append(out, k.Name)
-		}
-		return out
+		return fieldOf(in.PublicKeys, func(k imds.PublicKey) string { return k.Name })
 	},
 	"iam-instance-profile.arn": func(_ *Server, in *imds.Instance) []string {
 		if in.IAMInstanceProfile != nil {
@@ -58,18 +54,10 @@ var instanceFilters = map[string]func(s *Server, in *imds.Instance) []string{
 		return nil
 	},
 	"tag-key": func(_ *Server, in *imds.Instance) []string {
-		var out []string
-		for _, t := range in.Tags {
-			out = append(out, t.Key)
-		}
-		return out
+		return fieldOf(in.Tags, func(t imds.Tag) string { return t.Key })
 	},
 	"tag-value": func(_ *Server, in *imds.Instance) []string {
-		var out []string
-		for _, t := range in.Tags {
-			out = append(out, t.Value)
-		}
-		return out
+		return fieldOf(in.Tags, func(t imds.Tag) string { return t.Value })
 	},
 	"metadata-options.http-tokens":   func(_ *Server, in *imds.Instance) []string { return []string{in.MetadataOptions.HttpTokens} },
 	"metadata-options.http-endpoint": func(_ *Server, in *imds.Instance) []string { return []string{in.MetadataOptions.HttpEndpoint} },
@@ -96,10 +84,12 @@ func liveAddrs(in *imds.Instance, v4 bool) []string {
 	return out
 }
 
-func eniField(in *imds.Instance, f func(imds.NetworkInterface) string) []string {
+// fieldOf is one field of every item: the values a filter on a list
+// attribute (network interfaces, tags, keys) matches against.
+func fieldOf[T any](items []T, f func(T) string) []string {
 	var out []string
-	for _, n := range in.NetworkInterfaces {
-		out = append(out, f(n))
+	for _, it := range items {
+		out = append(out, f(it))
 	}
 	return out
 }
@@ -241,11 +231,7 @@ type describeInstancesResponse struct {
 }
 
 func (s *Server) describeInstances(ctx context.Context, p params) (response, error) {
-	dry, err := p.dryRun()
-	if err != nil {
-		return nil, err
-	}
-	ids, err := parseInstanceIDs(p)
+	dry, ids, err := dryRunAndInstanceIDs(p)
 	if err != nil {
 		return nil, err
 	}
@@ -338,11 +324,7 @@ type terminateInstancesResponse struct {
 // record stays, so DescribeInstances shows it as terminated, and its
 // addresses are released at once.
 func (s *Server) terminateInstances(ctx context.Context, p params) (response, error) {
-	dry, err := p.dryRun()
-	if err != nil {
-		return nil, err
-	}
-	ids, err := parseInstanceIDs(p)
+	dry, ids, err := dryRunAndInstanceIDs(p)
 	if err != nil {
 		return nil, err
 	}
@@ -352,16 +334,7 @@ func (s *Server) terminateInstances(ctx context.Context, p params) (response, er
 	var changes []instanceStateChange
 	err = s.update(ctx, dry, func(tx imds.Tx) error {
 		changes = changes[:0]
-		var missing []string
-		for _, id := range ids {
-			in, err := imds.GetInstance(tx, id)
-			if errors.Is(err, imds.ErrNotFound) {
-				missing = append(missing, id)
-				continue
-			}
-			if err != nil {
-				return err
-			}
+		return eachInstance(tx, ids, func(id string, in *imds.Instance) error {
 			prev := in.State
 			if in.State != imds.StateTerminated {
 				in.State = imds.StateTerminated
@@ -370,11 +343,8 @@ func (s *Server) terminateInstances(ctx context.Context, p params) (response, er
 				}
 			}
 			changes = append(changes, instanceStateChange{InstanceID: id, CurrentState: instanceState(imds.StateTerminated), PreviousState: instanceState(prev)})
-		}
-		if len(missing) > 0 {
-			return errInstanceNotFound(missing...)
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -397,6 +367,30 @@ func getLiveInstance(tx imds.Tx, id string) (*imds.Instance, error) {
 		return nil, errIncorrectState(id, in.State)
 	}
 	return in, nil
+}
+
+// dryRunAndInstanceID reads DryRun, then InstanceId: what every action
+// that modifies one instance starts with.
+func dryRunAndInstanceID(p params) (dry bool, id string, err error) {
+	if dry, err = p.dryRun(); err != nil {
+		return false, "", err
+	}
+	if id, err = requiredInstanceID(p); err != nil {
+		return false, "", err
+	}
+	return dry, id, nil
+}
+
+// dryRunAndInstanceIDs reads DryRun, then InstanceId.N: what the actions
+// on a list of instances start with.
+func dryRunAndInstanceIDs(p params) (dry bool, ids []string, err error) {
+	if dry, err = p.dryRun(); err != nil {
+		return false, nil, err
+	}
+	if ids, err = parseInstanceIDs(p); err != nil {
+		return false, nil, err
+	}
+	return dry, ids, nil
 }
 
 // requiredInstanceID reads and checks InstanceId.

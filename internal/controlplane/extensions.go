@@ -38,20 +38,6 @@ type extensionResponse struct {
 	Return     bool   `xml:"return"`
 }
 
-// modifyLive runs one Update that changes a live instance.
-func (s *Server) modifyLive(ctx context.Context, id string, fn func(in *imds.Instance) error) error {
-	return s.update(ctx, false, func(tx imds.Tx) error {
-		in, err := getLiveInstance(tx, id)
-		if err != nil {
-			return err
-		}
-		if err := fn(in); err != nil {
-			return err
-		}
-		return imds.PutInstance(tx, in)
-	})
-}
-
 // sendSpotInterruption: InstanceId, SpotAction (terminate|stop|hibernate,
 // default terminate; not "Action", which names the Query action), Time (RFC 3339, default now + 2 minutes). Serves
 // spot/instance-action and spot/termination-time.
@@ -72,7 +58,7 @@ func (s *Server) sendSpotInterruption(ctx context.Context, p params) (response, 
 	} else if t != nil {
 		at = t.Truncate(time.Second)
 	}
-	err = s.modifyLive(ctx, id, func(in *imds.Instance) error {
+	err = s.modifyLive(ctx, false, id, func(_ imds.Tx, in *imds.Instance) error {
 		in.Events.Spot = &imds.SpotAction{Action: act, Time: at}
 		return nil
 	})
@@ -88,7 +74,7 @@ func (s *Server) cancelSpotInterruption(ctx context.Context, p params) (response
 	if err != nil {
 		return nil, err
 	}
-	err = s.modifyLive(ctx, id, func(in *imds.Instance) error {
+	err = s.modifyLive(ctx, false, id, func(_ imds.Tx, in *imds.Instance) error {
 		in.Events.Spot = nil
 		return nil
 	})
@@ -112,7 +98,7 @@ func (s *Server) sendRebalanceRecommendation(ctx context.Context, p params) (res
 	} else if t != nil {
 		at = t.Truncate(time.Second)
 	}
-	err = s.modifyLive(ctx, id, func(in *imds.Instance) error {
+	err = s.modifyLive(ctx, false, id, func(_ imds.Tx, in *imds.Instance) error {
 		in.Events.RebalanceNotice = &at
 		return nil
 	})
@@ -128,7 +114,7 @@ func (s *Server) cancelRebalanceRecommendation(ctx context.Context, p params) (r
 	if err != nil {
 		return nil, err
 	}
-	err = s.modifyLive(ctx, id, func(in *imds.Instance) error {
+	err = s.modifyLive(ctx, false, id, func(_ imds.Tx, in *imds.Instance) error {
 		in.Events.RebalanceNotice = nil
 		return nil
 	})
@@ -180,7 +166,7 @@ func (s *Server) createMaintenanceEvent(ctx context.Context, p params) (response
 	if err != nil {
 		return nil, err
 	}
-	err = s.modifyLive(ctx, id, func(in *imds.Instance) error {
+	err = s.modifyLive(ctx, false, id, func(_ imds.Tx, in *imds.Instance) error {
 		if len(in.Events.Scheduled) >= 20 {
 			return errInvalid("The instance already has 20 scheduled events.")
 		}
@@ -220,7 +206,7 @@ func (s *Server) endMaintenanceEvent(ctx context.Context, p params, state, prefi
 	if err != nil {
 		return nil, err
 	}
-	err = s.modifyLive(ctx, id, func(in *imds.Instance) error {
+	err = s.modifyLive(ctx, false, id, func(_ imds.Tx, in *imds.Instance) error {
 		for i, ev := range in.Events.Scheduled {
 			if ev.EventID != eventID {
 				continue
@@ -261,7 +247,7 @@ func (s *Server) setTargetLifecycleState(ctx context.Context, p params) (respons
 			return nil, err
 		}
 	}
-	err = s.modifyLive(ctx, id, func(in *imds.Instance) error {
+	err = s.modifyLive(ctx, false, id, func(_ imds.Tx, in *imds.Instance) error {
 		in.Events.TargetLifecycleState = state
 		return nil
 	})

@@ -48,22 +48,16 @@ func (s *Server) associateIamInstanceProfile(ctx context.Context, p params) (res
 		return nil, err
 	}
 	var out xmlAssociation
-	err = s.update(ctx, false, func(tx imds.Tx) error {
-		in, err := getLiveInstance(tx, id)
-		if err != nil {
-			return err
-		}
+	err = s.modifyLive(ctx, false, id, func(_ imds.Tx, in *imds.Instance) error {
 		if in.IAMInstanceProfile != nil {
 			return newAPIError(http.StatusBadRequest, "IncorrectState", "There is an existing association for instance "+id)
 		}
 		pr := *prof
+		var err error
 		if pr.AssociationID, err = newID("iip-assoc-"); err != nil {
 			return err
 		}
 		in.IAMInstanceProfile = &pr
-		if err := imds.PutInstance(tx, in); err != nil {
-			return err
-		}
 		out = associationXML(in, "associating")
 		return nil
 	})
@@ -204,11 +198,7 @@ func (s *Server) describeIamInstanceProfileAssociations(ctx context.Context, p p
 // stopped, so the change applies to the running instance, and the data
 // plane serves the new user data once its snapshot catches up.
 func (s *Server) modifyInstanceAttribute(ctx context.Context, p params) (response, error) {
-	dry, err := p.dryRun()
-	if err != nil {
-		return nil, err
-	}
-	id, err := requiredInstanceID(p)
+	dry, id, err := dryRunAndInstanceID(p)
 	if err != nil {
 		return nil, err
 	}
@@ -245,13 +235,9 @@ func (s *Server) modifyInstanceAttribute(ctx context.Context, p params) (respons
 	if len(data) == 0 {
 		data = nil
 	}
-	err = s.update(ctx, dry, func(tx imds.Tx) error {
-		in, err := getLiveInstance(tx, id)
-		if err != nil {
-			return err
-		}
+	err = s.modifyLive(ctx, dry, id, func(_ imds.Tx, in *imds.Instance) error {
 		in.UserData = data
-		return imds.PutInstance(tx, in)
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -25,11 +25,7 @@ type modifyOptionsResponse struct {
 //     metadata tree cannot serve is refused with InvalidParameterValue
 //     naming the key (EC2's behaviour here is undocumented).
 func (s *Server) modifyInstanceMetadataOptions(ctx context.Context, p params) (response, error) {
-	dry, err := p.dryRun()
-	if err != nil {
-		return nil, err
-	}
-	id, err := requiredInstanceID(p)
+	dry, id, err := dryRunAndInstanceID(p)
 	if err != nil {
 		return nil, err
 	}
@@ -38,11 +34,7 @@ func (s *Server) modifyInstanceMetadataOptions(ctx context.Context, p params) (r
 		return nil, err
 	}
 	var result imds.MetadataOptions
-	err = s.update(ctx, dry, func(tx imds.Tx) error {
-		in, err := getLiveInstance(tx, id)
-		if err != nil {
-			return err
-		}
+	err = s.modifyLive(ctx, dry, id, func(tx imds.Tx, in *imds.Instance) error {
 		acct, err := imds.GetDefaults(tx)
 		if err != nil {
 			return err
@@ -59,7 +51,7 @@ func (s *Server) modifyInstanceMetadataOptions(ctx context.Context, p params) (r
 		in.MetadataOptions = o
 		in.OptionsRevision = tx.Revision() + 1
 		result = o
-		return imds.PutInstance(tx, in)
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -35,11 +35,7 @@ func validHostID(id string) bool {
 // HostId clears it. Affinity, Tenancy, HostResourceGroupArn and GroupId are
 // refused as unsupported rather than ignored.
 func (s *Server) modifyInstancePlacement(ctx context.Context, p params) (response, error) {
-	dry, err := p.dryRun()
-	if err != nil {
-		return nil, err
-	}
-	id, err := requiredInstanceID(p)
+	dry, id, err := dryRunAndInstanceID(p)
 	if err != nil {
 		return nil, err
 	}
@@ -67,11 +63,7 @@ func (s *Server) modifyInstancePlacement(ctx context.Context, p params) (respons
 		return nil, errMissing("HostId")
 	}
 	detail := map[string]string{}
-	err = s.update(ctx, dry, func(tx imds.Tx) error {
-		in, err := getLiveInstance(tx, id)
-		if err != nil {
-			return err
-		}
+	err = s.modifyLive(ctx, dry, id, func(_ imds.Tx, in *imds.Instance) error {
 		if hasHost {
 			detail["PreviousHostId"] = in.Placement.HostID
 			detail["HostId"] = hostID
@@ -85,7 +77,7 @@ func (s *Server) modifyInstancePlacement(ctx context.Context, p params) (respons
 			detail["PartitionNumber"] = strconv.Itoa(*pn)
 			in.Placement.PartitionNumber = *pn
 		}
-		return imds.PutInstance(tx, in)
+		return nil
 	})
 	if err != nil {
 		return nil, err

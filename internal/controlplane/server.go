@@ -324,3 +324,44 @@ func (s *Server) update(ctx context.Context, dryRun bool, fn func(imds.Tx) error
 		return nil
 	})
 }
+
+// modifyLive runs one update (see update for dryRun) that changes the live
+// instance id: fn changes it, and it is stored unless fn fails. Unknown ids
+// and terminated instances are refused as getLiveInstance does.
+func (s *Server) modifyLive(ctx context.Context, dryRun bool, id string, fn func(tx imds.Tx, in *imds.Instance) error) error {
+	return s.update(ctx, dryRun, func(tx imds.Tx) error {
+		in, err := getLiveInstance(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx, in); err != nil {
+			return err
+		}
+		return imds.PutInstance(tx, in)
+	})
+}
+
+// eachInstance reads every instance of ids in tx, in order, and hands it to
+// fn, stopping at fn's first error. Ids that do not exist are skipped and
+// then answered together as InvalidInstanceID.NotFound, as EC2 names every
+// missing id of a multi-instance action at once.
+func eachInstance(tx imds.Tx, ids []string, fn func(id string, in *imds.Instance) error) error {
+	var missing []string
+	for _, id := range ids {
+		in, err := imds.GetInstance(tx, id)
+		if errors.Is(err, imds.ErrNotFound) {
+			missing = append(missing, id)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(id, in); err != nil {
+			return err
+		}
+	}
+	if len(missing) > 0 {
+		return errInstanceNotFound(missing...)
+	}
+	return nil
+}

@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -107,16 +106,7 @@ func (s *Server) createTags(ctx context.Context, p params) (response, error) {
 		return nil, errMissing("Tag.1.Key")
 	}
 	err = s.update(ctx, dry, func(tx imds.Tx) error {
-		var missing []string
-		for _, id := range ids {
-			in, err := imds.GetInstance(tx, id)
-			if errors.Is(err, imds.ErrNotFound) {
-				missing = append(missing, id)
-				continue
-			}
-			if err != nil {
-				return err
-			}
+		return eachInstance(tx, ids, func(id string, in *imds.Instance) error {
 			for _, t := range tags {
 				replaced := false
 				for i := range in.Tags {
@@ -137,14 +127,8 @@ func (s *Server) createTags(ctx context.Context, p params) (response, error) {
 					return err
 				}
 			}
-			if err := imds.PutInstance(tx, in); err != nil {
-				return err
-			}
-		}
-		if len(missing) > 0 {
-			return errInstanceNotFound(missing...)
-		}
-		return nil
+			return imds.PutInstance(tx, in)
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -187,16 +171,7 @@ func (s *Server) deleteTags(ctx context.Context, p params) (response, error) {
 		sels = append(sels, sel{key: k, value: v, hasValue: hasValue})
 	}
 	err = s.update(ctx, dry, func(tx imds.Tx) error {
-		var missing []string
-		for _, id := range ids {
-			in, err := imds.GetInstance(tx, id)
-			if errors.Is(err, imds.ErrNotFound) {
-				missing = append(missing, id)
-				continue
-			}
-			if err != nil {
-				return err
-			}
+		return eachInstance(tx, ids, func(id string, in *imds.Instance) error {
 			kept := in.Tags[:0:0]
 			for _, t := range in.Tags {
 				drop := len(sels) == 0
@@ -210,14 +185,8 @@ func (s *Server) deleteTags(ctx context.Context, p params) (response, error) {
 				}
 			}
 			in.Tags = kept
-			if err := imds.PutInstance(tx, in); err != nil {
-				return err
-			}
-		}
-		if len(missing) > 0 {
-			return errInstanceNotFound(missing...)
-		}
-		return nil
+			return imds.PutInstance(tx, in)
+		})
 	})
 	if err != nil {
 		return nil, err
