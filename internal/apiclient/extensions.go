@@ -8,20 +8,22 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
 )
 
-// Names of frontdesk's extension actions (EXTENSIONS.md in the control
-// plane documents their parameters).
+// Names of frontdesk's extension actions, as the control plane defines them
+// (its EXTENSIONS.md documents their parameters).
 const (
-	ActionSendSpotInterruption          = "FrontdeskSendSpotInterruption"
-	ActionCancelSpotInterruption        = "FrontdeskCancelSpotInterruption"
-	ActionSendRebalanceRecommendation   = "FrontdeskSendRebalanceRecommendation"
-	ActionCancelRebalanceRecommendation = "FrontdeskCancelRebalanceRecommendation"
-	ActionCreateMaintenanceEvent        = "FrontdeskCreateMaintenanceEvent"
-	ActionCompleteMaintenanceEvent      = "FrontdeskCompleteMaintenanceEvent"
-	ActionCancelMaintenanceEvent        = "FrontdeskCancelMaintenanceEvent"
-	ActionSetTargetLifecycleState       = "FrontdeskSetTargetLifecycleState"
-	ActionDescribeImdsUsage             = "FrontdeskDescribeImdsUsage"
+	ActionSendSpotInterruption          = controlplane.ActionSendSpotInterruption
+	ActionCancelSpotInterruption        = controlplane.ActionCancelSpotInterruption
+	ActionSendRebalanceRecommendation   = controlplane.ActionSendRebalanceRecommendation
+	ActionCancelRebalanceRecommendation = controlplane.ActionCancelRebalanceRecommendation
+	ActionCreateMaintenanceEvent        = controlplane.ActionCreateMaintenanceEvent
+	ActionCompleteMaintenanceEvent      = controlplane.ActionCompleteMaintenanceEvent
+	ActionCancelMaintenanceEvent        = controlplane.ActionCancelMaintenanceEvent
+	ActionSetTargetLifecycleState       = controlplane.ActionSetTargetLifecycleState
+	ActionDescribeImdsUsage             = controlplane.ActionDescribeImdsUsage
 )
 
 // extensionAnswer is the common shape of the event actions' answers.
