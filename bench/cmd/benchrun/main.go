@@ -8,6 +8,8 @@
 //
 //	go run ./bench/cmd/benchrun                  full run, writes BENCHMARKS.md
 //	go run ./bench/cmd/benchrun -smoke           a few seconds, writes nothing
+//	go run ./bench/cmd/benchrun -seed DIR -scales 100000
+//	                                             only seed a store to profile a daemon on
 //
 // Baseline ratios are only meaningful within one run: both servers share the
 // machine with the load generator.
@@ -49,7 +51,11 @@ type options struct {
 	goBench  bool
 	keep     bool
 	smoke    bool
-	args     []string
+	// noThroughput skips the baseline comparison (scale runs only).
+	noThroughput bool
+	// seedDir, when set, only seeds the first -scales size there and exits.
+	seedDir string
+	args    []string
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -72,6 +78,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&goBench, "gobench", false, "run the Go micro-benchmarks even with -smoke")
 	fs.BoolVar(&noGoBench, "no-gobench", false, "skip the Go micro-benchmarks")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, data, daemon logs)")
+	fs.BoolVar(&o.noThroughput, "no-throughput", false, "skip the comparison with the baseline (measure only the fleet sizes and Go benchmarks)")
+	fs.StringVar(&o.seedDir, "seed", "", "only seed the first -scales size of instances into this directory, for `frontdesk serve --data-dir` (profiling), and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -140,6 +148,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	if o.seedDir != "" {
+		if len(o.scales) == 0 {
+			return errors.New("-seed needs a fleet size in -scales")
+		}
+		t0 := time.Now()
+		if err := seed(ctx, o.seedDir, o.scales[0]); err != nil {
+			return err
+		}
+		logf("seeded %d instances into %s in %s", o.scales[0], o.seedDir, time.Since(t0).Round(time.Millisecond))
+		return nil
+	}
 
 	root, err := moduleRoot(ctx)
 	if err != nil {
@@ -166,8 +185,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	rep := &report{Started: time.Now(), Machine: describeMachine(), Command: command(o), Opts: o, LoadBefore: loadAverage()}
-	if rep.Workloads, err = throughput(ctx, o, fdBin, blBin, tmp, logf); err != nil {
-		return err
+	if !o.noThroughput {
+		if rep.Workloads, err = throughput(ctx, o, fdBin, blBin, tmp, logf); err != nil {
+			return err
+		}
 	}
 	for _, wr := range rep.Workloads {
 		fmt.Fprintln(stdout, wr.markdown())

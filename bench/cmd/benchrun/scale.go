@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -12,6 +13,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -36,6 +39,11 @@ type scaleResult struct {
 	MemReady       memory
 	MemIdle        memory
 	MemEnd         memory
+	// Active is how many distinct instances called once after the
+	// changes, and MemActive the memory after they did: each call renders
+	// that instance's tree, so this is the steady state of a busy fleet.
+	Active    int
+	MemActive memory
 	// GET1 is one client calling as one instance; GETMany is many clients,
 	// each calling as a different instance.
 	GET1, GETMany loadgen.Result
@@ -121,7 +129,76 @@ func runScale(ctx context.Context, o options, bin, tmp string, n int, log func(s
 	if r.MemEnd, err = p.memory(); err != nil {
 		return r, err
 	}
+	r.Active = min(n, activeInstances)
+	if err := touch(ctx, dataURL, n, r.Active); err != nil {
+		return r, err
+	}
+	if r.MemActive, err = p.memory(); err != nil {
+		return r, err
+	}
+	log("  RSS %s after %d instances called", mib(r.MemActive.RSS), r.Active)
 	return r, nil
+}
+
+// activeInstances is how many distinct instances call once at the end of a
+// scale run: as many trees as the daemon keeps by default (serve
+// --max-trees), so the memory then is that of a fleet whose every cached
+// tree is in use.
+const activeInstances = 20000
+
+// touch makes k instances, spread over the fleet of n, each GET instance-id
+// once, from 8 workers.
+func touch(ctx context.Context, dataURL string, n, k int) error {
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		first   error
+	)
+	url := dataURL + "/latest/meta-data/instance-id"
+	for range 8 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= k || ctx.Err() != nil {
+					return
+				}
+				if err := getFrom(ctx, url, instanceAddr(i*n/k)); err != nil {
+					errOnce.Do(func() { first = fmt.Errorf("instance %d of %d: %w", i*n/k, n, err) })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+// getFrom GETs url once from the source address src and wants 200.
+func getFrom(ctx context.Context, url string, src netip.Addr) error {
+	tr := &http.Transport{
+		Proxy:             nil,
+		DialContext:       (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src.AsSlice()}, Timeout: 5 * time.Second}).DialContext,
+		DisableKeepAlives: true,
+	}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }
 
 // ec2Client is an AWS SDK EC2 client for the control plane, signed with the

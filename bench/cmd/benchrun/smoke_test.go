@@ -58,6 +58,10 @@ func TestSmoke(t *testing.T) {
 		if !mem.MatchString(text) {
 			t.Errorf("no start-up and memory row for %s instances", n)
 		}
+		active := regexp.MustCompile(`(?m)^\| ` + n + ` \| .*\| [0-9]+ MiB \(` + n + ` called\) \|$`)
+		if !active.MatchString(text) {
+			t.Errorf("no memory after every one of the %s instances called", n)
+		}
 		latRow := regexp.MustCompile(`(?m)^\| ` + n + ` \| ` + lat + ` \| ` + lat + ` \| [0-9.]+× \| ` + num + ` \| ` + lat + ` \| ` + lat + ` \| ` + lat + ` \| ` + lat + ` \| ` + lat + ` \| ` + lat + ` \| 0 \|$`)
 		if !latRow.MatchString(text) {
 			t.Errorf("no latency and enforcement row for %s instances", n)
