@@ -81,7 +81,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.Float64Var(&c.limits.Rate, "rate-limit", 1024, "requests per second one instance may make (0: unlimited); over it the answer is 429 with Retry-After")
 	fs.IntVar(&c.limits.Burst, "rate-burst", 0, "requests one instance may make at once above the rate (default: one second's worth)")
 	fs.IntVar(&c.limits.MaxConnsPerInstance, "max-conns-per-instance", 64, "open data-plane connections one instance may hold (0: unlimited)")
-	fs.IntVar(&c.maxTrees, "max-trees", dataplane.DefaultMaxTrees, "rendered metadata trees kept in memory (about 30 KB each); quiet instances' trees are rebuilt on demand")
+	fs.IntVar(&c.maxTrees, "max-trees", dataplane.DefaultMaxTrees, "rendered metadata trees kept in memory (about 27 KB each); quiet instances' trees are rebuilt on demand")
 	fs.IntVar(&c.maxSeries, "metrics-max-instances", metrics.DefaultMaxInstanceSeries, "instances that get their own no-token metric series; the rest share instance_id=\"_other\"")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -216,7 +216,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 				mx.CredentialExpiry(t.Role, exp.Sub(now()).Seconds())
 			}
 		}})
-	newSnap := make(chan *dataplane.Snapshot, 1)
+	pending := newSnapshotQueue()
 	follower := dataplane.NewFollower(store, dataplane.FollowerOptions{
 		Now:    now,
 		Logger: log,
@@ -232,15 +232,9 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		OnReload:     mx.StoreReload,
 		OnSnapshot: func(s *dataplane.Snapshot) {
 			mx.SnapshotApplied(s.Revision, s.Len(), s.ApplyLatency)
-			// The rest walks the whole fleet: hand it to a goroutine that
-			// takes only the newest snapshot, so the follower applies the
-			// next change at once (a data-plane change must not wait for
-			// credential bookkeeping of 100,000 instances).
-			select {
-			case <-newSnap:
-			default:
-			}
-			newSnap <- s
+			// Credential bookkeeping runs on its own goroutine, so that the
+			// follower applies the next change at once.
+			pending.add(s)
 		},
 	})
 	if _, err := follower.Load(ctx); err != nil {
@@ -351,10 +345,27 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 			select {
 			case <-runCtx.Done():
 				return
-			case s := <-newSnap:
+			case <-pending.ready:
+			}
+			s, changed := pending.take()
+			if s == nil {
+				continue // already taken with an earlier signal
+			}
+			if changed == nil {
 				refresher.SetTargets(credentialTargets(s))
 				mx.KeepInstances(func(id string) bool { return s.GuestByID(id) != nil })
+				continue
 			}
+			update := make(map[string][]credentials.Target, len(changed))
+			for id := range changed {
+				update[id] = nil
+				if g := s.GuestByID(id); g != nil {
+					update[id] = guestTargets(g.Instance, nil)
+				} else {
+					mx.ForgetInstance(id)
+				}
+			}
+			refresher.UpdateTargets(update)
 		}
 	})
 	wg.Go(func() { _ = refresher.Run(runCtx) })
@@ -509,15 +520,65 @@ func placement(hostID string, all bool) func(*imds.Instance) bool {
 // instance's identity credentials and its profile's role.
 func credentialTargets(s *dataplane.Snapshot) []credentials.Target {
 	ts := make([]credentials.Target, 0, 2*s.Len())
-	s.Each(func(g *dataplane.Guest) {
-		in := g.Instance
-		ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID})
-		if p := in.IAMInstanceProfile; p != nil && p.Role != "" {
-			ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID, Role: p.Role,
-				RoleArn: "arn:aws:iam::" + in.AccountID + ":role/" + p.Role})
-		}
-	})
+	s.Each(func(g *dataplane.Guest) { ts = guestTargets(g.Instance, ts) })
 	return ts
+}
+
+// guestTargets appends one instance's targets to ts.
+func guestTargets(in *imds.Instance, ts []credentials.Target) []credentials.Target {
+	ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID})
+	if p := in.IAMInstanceProfile; p != nil && p.Role != "" {
+		ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID, Role: p.Role,
+			RoleArn: "arn:aws:iam::" + in.AccountID + ":role/" + p.Role})
+	}
+	return ts
+}
+
+// snapshotQueue hands snapshots from the follower to the credential
+// bookkeeping without ever blocking the follower: it keeps the newest
+// snapshot and the union of the instances changed since the last take (nil:
+// a full load, everything may have changed).
+type snapshotQueue struct {
+	mu      sync.Mutex
+	snap    *dataplane.Snapshot
+	changed map[string]struct{}
+	full    bool
+	ready   chan struct{}
+}
+
+func newSnapshotQueue() *snapshotQueue { return &snapshotQueue{ready: make(chan struct{}, 1)} }
+
+func (q *snapshotQueue) add(s *dataplane.Snapshot) {
+	q.mu.Lock()
+	q.snap = s
+	if s.Changed == nil {
+		q.full, q.changed = true, nil
+	} else if !q.full {
+		if q.changed == nil {
+			q.changed = map[string]struct{}{}
+		}
+		for _, id := range s.Changed {
+			q.changed[id] = struct{}{}
+		}
+	}
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the newest snapshot and what changed since the last take
+// (nil for everything).
+func (q *snapshotQueue) take() (*dataplane.Snapshot, map[string]struct{}) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s, changed := q.snap, q.changed
+	if q.full || changed == nil {
+		changed = nil
+	}
+	q.snap, q.changed, q.full = nil, nil, false
+	return s, changed
 }
 
 // ringTokens adapts the key keeper: each call uses the current ring, so a

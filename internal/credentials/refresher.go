@@ -91,8 +91,10 @@ type Refresher struct {
 	concurrency  int
 	fetchTimeout time.Duration
 
-	// targets is replaced wholesale by SetTargets; Get only loads it.
-	targets atomic.Pointer[map[string][]*slot]
+	// targets holds the desired set, sharded by instance id so that a
+	// change to a few instances copies a few small maps, not the fleet's.
+	// Writers replace shards under setMu; Get only loads them.
+	targets [targetShards]atomic.Pointer[map[string][]*slot]
 	setMu   sync.Mutex // serialises SetTargets
 	version atomic.Uint64
 	running atomic.Bool
@@ -196,8 +198,10 @@ func NewRefresher(resolve Resolver, opts RefresherOptions) *Refresher {
 	if r.fetchTimeout <= 0 {
 		r.fetchTimeout = DefaultFetchTimeout
 	}
-	empty := map[string][]*slot{}
-	r.targets.Store(&empty)
+	for i := range r.targets {
+		empty := map[string][]*slot{}
+		r.targets[i].Store(&empty)
+	}
 	return r
 }
 
@@ -220,7 +224,7 @@ func (r *Refresher) Get(instanceID, role string) (e Entry, ok bool) {
 }
 
 func (r *Refresher) lookup(instanceID, role string) *slot {
-	for _, s := range (*r.targets.Load())[instanceID] {
+	for _, s := range (*r.targets[shardOf(instanceID)].Load())[instanceID] {
 		if s.t.Role == role {
 			return s
 		}
@@ -259,36 +263,76 @@ func (r *Refresher) Wait(ctx context.Context, instanceID, role string) error {
 // Duplicate (instance, role) pairs after the first are ignored. ts is not
 // retained.
 func (r *Refresher) SetTargets(ts []Target) {
+	byInstance := make(map[string][]Target, len(ts)/2+1)
+	for _, t := range ts {
+		byInstance[t.InstanceID] = append(byInstance[t.InstanceID], t)
+	}
 	r.setMu.Lock()
 	defer r.setMu.Unlock()
-	old := *r.targets.Load()
-	next := make(map[string][]*slot, len(ts)/2+1)
-	var added []*slot
-	for _, t := range ts {
-		list := next[t.InstanceID]
-		if findRole(list, t.Role) != nil {
-			continue
-		}
-		s := findRole(old[t.InstanceID], t.Role)
-		if s == nil || s.t != t {
-			s = &slot{t: t, sig: make(chan struct{}), index: -1}
-			added = append(added, s)
-		}
-		if list == nil {
-			list = make([]*slot, 0, 2)
-		}
-		next[t.InstanceID] = append(list, s)
-	}
-	r.targets.Store(&next)
-
-	var removed []*slot
-	for id, list := range old {
-		kept := next[id]
-		for _, s := range list {
-			if !containsSlot(kept, s) {
-				removed = append(removed, s)
+	// Instances no longer in the set lose their targets.
+	for i := range r.targets {
+		for id := range *r.targets[i].Load() {
+			if _, ok := byInstance[id]; !ok {
+				byInstance[id] = nil
 			}
 		}
+	}
+	r.update(byInstance)
+}
+
+// UpdateTargets replaces the targets of the instances named in byInstance
+// (nil or empty: the instance has none any more) and leaves every other
+// instance's alone: a change to one instance costs work for that instance,
+// not for the fleet.
+func (r *Refresher) UpdateTargets(byInstance map[string][]Target) {
+	r.setMu.Lock()
+	defer r.setMu.Unlock()
+	r.update(byInstance)
+}
+
+// update applies byInstance shard by shard. Called with setMu held.
+func (r *Refresher) update(byInstance map[string][]Target) {
+	var shards [targetShards][]string
+	for id := range byInstance {
+		i := shardOf(id)
+		shards[i] = append(shards[i], id)
+	}
+	var added, removed []*slot
+	for i, ids := range shards {
+		if len(ids) == 0 {
+			continue
+		}
+		old := *r.targets[i].Load()
+		next := make(map[string][]*slot, len(old)+len(ids))
+		for id, list := range old {
+			next[id] = list
+		}
+		for _, id := range ids {
+			prev := old[id]
+			var list []*slot
+			for _, t := range byInstance[id] {
+				if findRole(list, t.Role) != nil {
+					continue
+				}
+				s := findRole(prev, t.Role)
+				if s == nil || s.t != t {
+					s = &slot{t: t, sig: make(chan struct{}), index: -1}
+					added = append(added, s)
+				}
+				list = append(list, s)
+			}
+			for _, s := range prev {
+				if !containsSlot(list, s) {
+					removed = append(removed, s)
+				}
+			}
+			if len(list) == 0 {
+				delete(next, id)
+			} else {
+				next[id] = list
+			}
+		}
+		r.targets[i].Store(&next)
 	}
 	r.mu.Lock()
 	for _, s := range removed {
@@ -303,6 +347,19 @@ func (r *Refresher) SetTargets(ts []Target) {
 	if len(added) > 0 {
 		r.signal()
 	}
+}
+
+// targetShards is how many pieces the desired set is kept in.
+const targetShards = 256
+
+// shardOf picks an instance id's shard (FNV-1a).
+func shardOf(id string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return int(h % targetShards)
 }
 
 func findRole(list []*slot, role string) *slot {

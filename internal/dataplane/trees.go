@@ -8,9 +8,10 @@ import (
 )
 
 // DefaultMaxTrees bounds how many rendered trees are kept. A tree is about
-// 30 KB, so 20,000 trees are about 600 MB; an instance whose tree was
-// dropped gets it rebuilt (about 80 µs) on its next request.
-const DefaultMaxTrees = 20000
+// 27 KB, so 4,000 trees are about 110 MB; an instance whose tree was
+// dropped gets it rebuilt (about 80 µs) on its next request, and its
+// answers do not change.
+const DefaultMaxTrees = 4000
 
 // TreeCache renders trees on first use and keeps at most max of them,
 // dropping with the CLOCK algorithm (a second chance for trees used since
