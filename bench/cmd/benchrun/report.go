@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/frontdesk-imds/frontdesk/internal/dataplane"
+
 	"fmt"
 	"os"
 	"runtime"
@@ -141,7 +143,7 @@ func (r *report) scaleMarkdown() string {
 	var b strings.Builder
 	b.WriteString("### Start-up and memory\n\n")
 	b.WriteString("Instances are seeded straight into a fresh bolt store before the daemon starts. *Ready* is exec to the `ready` line, on the first start (which also creates the token and signing keys) and on a restart over the same store, which is the daemon that is then measured; *busy after ready* is how long the daemon kept a CPU over 5% afterwards (credentials for every instance and role). RSS is VmRSS; *file* is the part that is the store's memory map.\n\n")
-	fmt.Fprintf(&b, "*RSS, %s called* is the RSS after that many distinct instances (all of them in smaller fleets) each made one GET at the end of the run: each call renders a metadata tree, and the daemon keeps up to %s of them (`serve --max-trees`).\n\n", thousands(activeInstances), thousands(activeInstances))
+	fmt.Fprintf(&b, "*RSS, %s called* is the RSS after that many distinct instances (all of them in smaller fleets) each made one GET at the end of the run: each call renders a metadata tree (the daemon keeps up to %s of them, `serve --max-trees`), adds the instance's IMDSv1 usage tracker and its no-token metric series.\n\n", thousands(activeInstances), thousands(dataplane.DefaultMaxTrees))
 	fmt.Fprintf(&b, "| instances | seed | ready, first start | ready, restart | busy after ready | RSS at ready | RSS settled | RSS at end | peak RSS | anon / file at end | RSS, %s called |\n", thousands(activeInstances))
 	b.WriteString("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, s := range r.Scales {

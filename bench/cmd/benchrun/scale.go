@@ -141,9 +141,9 @@ func runScale(ctx context.Context, o options, bin, tmp string, n int, log func(s
 }
 
 // activeInstances is how many distinct instances call once at the end of a
-// scale run: as many trees as the daemon keeps by default (serve
-// --max-trees), so the memory then is that of a fleet whose every cached
-// tree is in use.
+// scale run (a fifth of the largest fleet): more than the trees the daemon
+// keeps by default (serve --max-trees), so the memory then is that of a
+// fleet whose tree cache is full and churning.
 const activeInstances = 20000
 
 // touch makes k instances, spread over the fleet of n, each GET instance-id
