@@ -249,12 +249,15 @@ func command(o options) string {
 // goBenchmarks runs the hot-path micro-benchmarks with allocation counts.
 func goBenchmarks(ctx context.Context, root string) (string, error) {
 	var b strings.Builder
-	for _, pb := range [][2]string{
-		{"./internal/dataplane", "."},
-		{"./internal/mdtree", "Lookup"},
-		{"./internal/token", "."},
+	for _, pb := range [][3]string{
+		{"./internal/dataplane", ".", "1s"},
+		{"./internal/mdtree", "Lookup", "1s"},
+		{"./internal/token", ".", "1s"},
+		// Fleet mode: a 3-member etcd cluster and two nodes; one iteration
+		// is 100 changes through node A timed until node B enforces them.
+		{"./cmd/frontdesk", "FleetPropagation", "1x"},
 	} {
-		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", pb[1], "-benchmem", "-benchtime", "1s", pb[0])
+		cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", pb[1], "-benchmem", "-benchtime", pb[2], pb[0])
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err != nil {
