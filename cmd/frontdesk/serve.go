@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unique"
 
 	"github.com/frontdesk-imds/frontdesk/internal/audit"
 	"github.com/frontdesk-imds/frontdesk/internal/bolt"
@@ -528,8 +529,9 @@ func credentialTargets(s *dataplane.Snapshot) []credentials.Target {
 func guestTargets(in *imds.Instance, ts []credentials.Target) []credentials.Target {
 	ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID})
 	if p := in.IAMInstanceProfile; p != nil && p.Role != "" {
-		ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID, Role: p.Role,
-			RoleArn: "arn:aws:iam::" + in.AccountID + ":role/" + p.Role})
+		// One copy of each role ARN for the whole fleet, not one per instance.
+		arn := unique.Make("arn:aws:iam::" + in.AccountID + ":role/" + p.Role).Value()
+		ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID, Role: p.Role, RoleArn: arn})
 	}
 	return ts
 }

@@ -102,6 +102,7 @@ func served(in *imds.Instance) bool {
 }
 
 func newGuest(in *imds.Instance, now time.Time) *Guest {
+	intern(in)
 	return &Guest{
 		Instance:     in,
 		lastModified: []string{now.UTC().Format(http.TimeFormat)},

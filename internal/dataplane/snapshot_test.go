@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"unsafe"
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 )
@@ -53,5 +54,19 @@ func TestSnapshotWithReplacesOnlyWhatChanged(t *testing.T) {
 	}
 	if shared < snapShards-3 {
 		t.Fatalf("only %d of %d id shards shared: a change copied more than it touched", shared, snapShards)
+	}
+}
+
+func TestGuestsShareRepeatedStrings(t *testing.T) {
+	a := testInstance("i-0aaaaaaaaaaaaaaa1", "192.0.2.10", imds.Optional)
+	b := testInstance("i-0bbbbbbbbbbbbbbb2", "192.0.2.11", imds.Optional)
+	s := buildSnapshot(1, []*imds.Instance{a, b}, testNow)
+	ga, gb := s.GuestByID(a.InstanceID).Instance, s.GuestByID(b.InstanceID).Instance
+	if unsafe.StringData(ga.ImageID) != unsafe.StringData(gb.ImageID) ||
+		unsafe.StringData(ga.IAMInstanceProfile.Arn) != unsafe.StringData(gb.IAMInstanceProfile.Arn) {
+		t.Fatal("two instances with the same image and profile hold separate copies of the strings")
+	}
+	if ga.ImageID != "ami-0123456789abcdef0" || ga.InstanceID == gb.InstanceID {
+		t.Fatal("interning changed a value")
 	}
 }
