@@ -649,17 +649,7 @@ func (t *tx) Scan(prefix string, fn func(string, []byte) error) error {
 			}
 		}
 	}
-	keys := make([]string, 0, len(vals))
-	for k := range vals {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := fn(k, vals[k]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return imds.ScanInOrder(vals, fn)
 }
 
 func (t *tx) Revision() int64 {

@@ -3,6 +3,7 @@ package imds
 import (
 	"context"
 	"errors"
+	"slices"
 )
 
 // Errors of the domain and of every Store. Backends wrap them with %w and
@@ -87,4 +88,21 @@ type Change struct {
 	Key     string
 	Value   []byte
 	Deleted bool
+}
+
+// ScanInOrder calls fn for every entry of vals in key order, stopping at
+// fn's first error. Backends that gather a scan in a map (a transaction's
+// reads merged with its pending writes) answer Tx.Scan with it.
+func ScanInOrder(vals map[string][]byte, fn func(key string, value []byte) error) error {
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := fn(k, vals[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -155,17 +155,7 @@ func (t *tx) Scan(prefix string, fn func(string, []byte) error) error {
 			seen[k] = *v
 		}
 	}
-	keys := make([]string, 0, len(seen))
-	for k := range seen {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := fn(k, seen[k]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return imds.ScanInOrder(seen, fn)
 }
 
 func (t *tx) Revision() int64 { return t.s.rev }
