@@ -242,6 +242,7 @@ func TestCLIComplianceVerdicts(t *testing.T) {
 	}{
 		{"compliant_without_refusals_has_no_verdict", complianceRow{Compliance: compliant, ImdsV1Calls: n(0), ImdsV1Rejected: n(0)}, "-"},
 		{"compliant_with_refusals_reports_them", complianceRow{Compliance: compliant, ImdsV1Calls: n(0), ImdsV1Rejected: n(7)}, "7 IMDSv1 calls refused"},
+		{"one_refusal_is_singular", complianceRow{Compliance: compliant, ImdsV1Calls: n(0), ImdsV1Rejected: n(1)}, "1 IMDSv1 call refused"},
 		{"non_compliant_without_calls_is_safe", complianceRow{Compliance: nonCompliant, ImdsV1Calls: n(0)}, "safe to require"},
 		{"non_compliant_with_calls_names_the_caller", complianceRow{Compliance: nonCompliant, ImdsV1Calls: n(5), LastV1UserAgent: "curl/8.0"}, "still uses IMDSv1 (5 calls, last UA curl/8.0)"},
 		{"non_compliant_without_usage_is_unknown", complianceRow{Compliance: nonCompliant}, "unknown (no usage data)"},

@@ -92,7 +92,7 @@ func evaluate(instances []instanceView, usage map[string]apiclient.ImdsUsage) []
 func verdict(r complianceRow) string {
 	if r.Compliance == compliant {
 		if r.ImdsV1Rejected != nil && *r.ImdsV1Rejected > 0 {
-			return fmt.Sprintf("%d IMDSv1 calls refused", *r.ImdsV1Rejected)
+			return fmt.Sprintf("%d IMDSv1 %s refused", *r.ImdsV1Rejected, plural(*r.ImdsV1Rejected, "call", "calls"))
 		}
 		return "-"
 	}
@@ -106,7 +106,14 @@ func verdict(r complianceRow) string {
 	if ua == "" {
 		ua = "none"
 	}
-	return fmt.Sprintf("still uses IMDSv1 (%d calls, last UA %s)", *r.ImdsV1Calls, ua)
+	return fmt.Sprintf("still uses IMDSv1 (%d %s, last UA %s)", *r.ImdsV1Calls, plural(*r.ImdsV1Calls, "call", "calls"), ua)
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func cmdCompliance(ctx context.Context, e *env, args []string) error {
