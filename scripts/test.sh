@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, set-up included: installs the tools the tests drive
 # (etcd for the fleet tests, the AWS CLI, openssl, iproute2 for the network
-# namespace tests), checks formatting, vet and staticcheck, runs every test
-# under the race detector, then a short run of each fuzz target.
+# namespace tests, curl, systemd-analyze for the unit files), checks
+# formatting, vet and staticcheck, runs every test under the race detector,
+# the allocation tests without it (the race detector allocates), then a short
+# run of each fuzz target.
 #
 #   ./scripts/test.sh            everything (what CI runs)
 #   FUZZTIME=0 ./scripts/test.sh skip the fuzz smoke
@@ -16,6 +18,7 @@ command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: missing ${need[*]}; run as root or install them: apt-get install ${need[*]}" >&2
@@ -45,6 +48,9 @@ echo "== go test -race"
 # measure the machine instead.
 go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/cmd/frontdesk$')
 go test -race -count=1 -timeout 20m ./cmd/frontdesk
+
+echo "== allocation tests (without -race)"
+go test -count=1 -run 'DoesNotAllocate' ./...
 
 fuzztime=${FUZZTIME:-5s}
 if [ "$fuzztime" != "0" ]; then

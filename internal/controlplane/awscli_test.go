@@ -10,14 +10,15 @@ import (
 
 // TestAWSCLI drives the control plane with the real AWS CLI (botocore signs
 // differently from the Go SDK and parses XML itself), using the shared
-// credentials file frontdesk writes. Skipped when the CLI is absent.
+// credentials file frontdesk writes. scripts/test.sh installs the CLI (Debian's
+// awscli); without it the test fails rather than hiding.
 func TestAWSCLI(t *testing.T) {
 	aws, err := exec.LookPath("aws")
 	if err != nil {
-		t.Skip("aws CLI not installed")
+		t.Fatal("the aws CLI is not installed (apt-get install awscli; scripts/test.sh does it)")
 	}
 	if err := exec.Command(aws, "--version").Run(); err != nil {
-		t.Skip("aws CLI does not run")
+		t.Fatal("the aws CLI does not run")
 	}
 	e := newEnv(t, nil)
 	dir := t.TempDir()

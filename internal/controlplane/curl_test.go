@@ -11,7 +11,7 @@ import (
 func TestCurlAwsSigV4CallsExtensionActions(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
-		t.Skip("curl not installed")
+		t.Fatal("curl is not installed (apt-get install curl; scripts/test.sh does it)")
 	}
 	e := newEnv(t, nil)
 	id := *e.launch("192.0.2.1", nil).InstanceId
@@ -25,7 +25,7 @@ func TestCurlAwsSigV4CallsExtensionActions(t *testing.T) {
 		e.url+"/").CombinedOutput()
 	if err != nil {
 		if strings.Contains(string(out), "option --aws-sigv4") || strings.Contains(string(out), "fail-with-body") {
-			t.Skipf("curl too old: %s", out)
+			t.Fatalf("curl is too old for --aws-sigv4 (7.75 or later needed): %s", out)
 		}
 		t.Fatalf("curl: %v\n%s", err, out)
 	}

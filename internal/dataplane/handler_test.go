@@ -16,6 +16,7 @@ import (
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 	"github.com/frontdesk-imds/frontdesk/internal/mdtree"
 	"github.com/frontdesk-imds/frontdesk/internal/memstore"
+	"github.com/frontdesk-imds/frontdesk/internal/token"
 )
 
 // fakeTokens is a transparent token scheme for handler tests: the token
@@ -421,3 +422,56 @@ func TestUnknownCallersAreLoggedWithoutFlooding(t *testing.T) {
 		t.Fatalf("after the interval: want a second line counting 99 unlogged:\n%s", buf.String())
 	}
 }
+
+// The GET path makes no allocation of its own: measured through ServeHTTP
+// with a reusable ResponseWriter, so only the handler is counted.
+func TestHandlerGETDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates; scripts/test.sh runs this test without -race")
+	}
+	p := newPlane(t, testInstance(idA, addrA, imds.Optional))
+	// The real sealed tokens (the test fake splits strings).
+	k := token.NewKeeper(memstore.New(), token.KeeperOptions{Now: func() time.Time { return testNow }})
+	if err := k.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p.h = New(p.f.Snapshot, k.Ring(), fakeSigner{}, fakeCreds{testNow}, Options{Now: func() time.Time { return testNow }})
+	tok := p.token(addrA, "300")
+	for _, c := range []struct {
+		name  string
+		token string
+		path  string
+	}{
+		{"v1_leaf", "", "/latest/meta-data/instance-id"},
+		{"v2_leaf", tok, "/latest/meta-data/instance-id"},
+		{"v2_listing", tok, "/latest/meta-data/"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", c.path, nil)
+			r.RemoteAddr = addrA + ":40000"
+			if c.token != "" {
+				r.Header.Set("X-aws-ec2-metadata-token", c.token)
+			}
+			w := &discardWriter{h: http.Header{}}
+			p.h.ServeHTTP(w, r) // renders the tree once
+			if n := testing.AllocsPerRun(200, func() {
+				clear(w.h)
+				p.h.ServeHTTP(w, r)
+			}); n != 0 {
+				t.Fatalf("%v allocations per request, want 0", n)
+			}
+			if w.status != 200 {
+				t.Fatalf("status %d", w.status)
+			}
+		})
+	}
+}
+
+type discardWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(s int)           { w.status = s }
