@@ -112,6 +112,23 @@ func TestSDKAgainstDaemon(t *testing.T) {
 			t.Fatalf("expiry %v", creds.Expires)
 		}
 	})
+	t.Run("identity_credentials_are_served_and_stable", func(t *testing.T) {
+		tok := d.token(t, "60")
+		path := "/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance"
+		s1, _, b1 := d.do(t, "GET", path, map[string]string{"X-aws-ec2-metadata-token": tok})
+		s2, _, b2 := d.do(t, "GET", path, map[string]string{"X-aws-ec2-metadata-token": tok})
+		var c struct{ Code, AccessKeyId, SecretAccessKey, Token, Expiration string }
+		if err := json.Unmarshal([]byte(b1), &c); err != nil || s1 != 200 || s2 != 200 {
+			t.Fatalf("%d %d %q: %v", s1, s2, b1, err)
+		}
+		if c.Code != "Success" || !strings.HasPrefix(c.AccessKeyId, "ASIA") || c.SecretAccessKey == "" || c.Token == "" || b1 != b2 {
+			t.Fatalf("identity credentials %q (second answer equal: %v)", b1, b1 == b2)
+		}
+		_, _, role := d.do(t, "GET", "/latest/meta-data/iam/security-credentials/frontdesk-demo-role", map[string]string{"X-aws-ec2-metadata-token": tok})
+		if strings.Contains(role, c.AccessKeyId) {
+			t.Fatal("the identity credentials are the role's")
+		}
+	})
 	t.Run("credentials_json_is_ec2_layout", func(t *testing.T) {
 		tok := d.token(t, "60")
 		status, _, body := d.do(t, "GET", "/latest/meta-data/iam/security-credentials/frontdesk-demo-role", map[string]string{"X-aws-ec2-metadata-token": tok})

@@ -242,11 +242,12 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		return fmt.Errorf("load the store: %w", err)
 	}
 
+	identityCreds := credentials.NewIdentity(now)
 	dpOpts := dataplane.Options{Now: now, Logger: log, Observer: metrics.Observers(observers...), Limits: c.limits,
 		Trees: dataplane.NewTreeCache(c.maxTrees)}
-	dp := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher}, dpOpts)
+	dp := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher, identityCreds}, dpOpts)
 	dpOpts.IPv6Endpoint = true
-	dp6 := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher}, dpOpts)
+	dp6 := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher, identityCreds}, dpOpts)
 
 	var listeners []net.Listener
 	closeAll := func() {
@@ -517,8 +518,9 @@ func placement(hostID string, all bool) func(*imds.Instance) bool {
 	return func(in *imds.Instance) bool { return in.Placement.HostID == hostID }
 }
 
-// credentialTargets lists what the refresher must keep fresh: every served
-// instance's identity credentials and its profile's role.
+// credentialTargets lists what the refresher must keep fresh: the role of
+// every served instance's profile. (Instance-identity credentials are
+// derived on request; see credentials.Identity.)
 func credentialTargets(s *dataplane.Snapshot) []credentials.Target {
 	ts := make([]credentials.Target, 0, 2*s.Len())
 	s.Each(func(g *dataplane.Guest) { ts = guestTargets(g.Instance, ts) })
@@ -527,7 +529,6 @@ func credentialTargets(s *dataplane.Snapshot) []credentials.Target {
 
 // guestTargets appends one instance's targets to ts.
 func guestTargets(in *imds.Instance, ts []credentials.Target) []credentials.Target {
-	ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID})
 	if p := in.IAMInstanceProfile; p != nil && p.Role != "" {
 		// One copy of each role ARN for the whole fleet, not one per instance.
 		arn := unique.Make("arn:aws:iam::" + in.AccountID + ":role/" + p.Role).Value()
@@ -602,9 +603,19 @@ func (a signerAdapter) Sign(doc []byte) ([]byte, []byte, []byte, error) {
 	return sigs.Signature, sigs.PKCS7, sigs.RSA2048, err
 }
 
-type credsAdapter struct{ r *credentials.Refresher }
+// credsAdapter serves role credentials from the refresher's cache and
+// instance-identity credentials (role "") from the deriver.
+type credsAdapter struct {
+	r  *credentials.Refresher
+	id *credentials.Identity
+}
 
 func (a credsAdapter) Credentials(instanceID, role string) (mdtree.Credentials, uint64, bool) {
+	if role == "" {
+		c, v := a.id.Get(instanceID)
+		return mdtree.Credentials{Code: credentials.CodeSuccess, LastUpdated: c.LastUpdated, Expiration: c.Expiration,
+			AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, Token: c.SessionToken}, v, true
+	}
 	e, ok := a.r.Get(instanceID, role)
 	if !ok {
 		return mdtree.Credentials{}, 0, false
