@@ -243,8 +243,9 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	}
 
 	identityCreds := credentials.NewIdentity(now)
-	dpOpts := dataplane.Options{Now: now, Logger: log, Observer: metrics.Observers(observers...), Limits: c.limits,
-		Trees: dataplane.NewTreeCache(c.maxTrees)}
+	// The IPv4 and IPv6 handlers share the tree cache and the rate budgets.
+	dpOpts := dataplane.Options{Now: now, Logger: log, Observer: metrics.Observers(observers...),
+		RateLimiter: dataplane.NewRateLimiter(c.limits), Trees: dataplane.NewTreeCache(c.maxTrees)}
 	dp := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher, identityCreds}, dpOpts)
 	dpOpts.IPv6Endpoint = true
 	dp6 := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher, identityCreds}, dpOpts)
@@ -389,9 +390,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 			case <-runCtx.Done():
 				return
 			case <-t.C:
-				s := follower.Snapshot()
-				dp.Forget(s)
-				dp6.Forget(s)
+				dp.Forget(follower.Snapshot()) // the buckets are shared with dp6
 			}
 		}
 	})

@@ -43,8 +43,12 @@ type Options struct {
 	// IPv6Endpoint marks the handler behind the [fd00:ec2::254] listener:
 	// it serves only instances with HttpProtocolIpv6=enabled.
 	IPv6Endpoint bool
-	// Limits are the per-instance request rate limits.
+	// Limits are the per-instance request rate limits, used when
+	// RateLimiter is nil.
 	Limits Limits
+	// RateLimiter, when set, is shared with other handlers (see
+	// NewRateLimiter); it takes precedence over Limits.
+	RateLimiter *RateLimiter
 	// Trees renders and keeps the instances' trees; nil makes a
 	// TreeCache of DefaultMaxTrees for this handler alone.
 	Trees *TreeCache
@@ -60,7 +64,7 @@ type Handler struct {
 	log    *slog.Logger
 	obs    Observer
 	ipv6   bool
-	limit  *limiter
+	limit  *RateLimiter
 	root   []byte   // the version listing at "/"
 	strays strayLog // sampled log of unknown callers
 	trees  *TreeCache
@@ -126,7 +130,10 @@ func New(snap func() *Snapshot, tokens Tokens, signer Signer, creds Credentials,
 	if opts.Trees == nil {
 		opts.Trees = NewTreeCache(0)
 	}
-	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint, limit: newLimiter(opts.Limits), root: mdtree.RootListing(), trees: opts.Trees}
+	if opts.RateLimiter == nil {
+		opts.RateLimiter = NewRateLimiter(opts.Limits)
+	}
+	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint, limit: opts.RateLimiter, root: mdtree.RootListing(), trees: opts.Trees}
 	for i := range h.ttls {
 		h.ttls[i] = []string{strconv.Itoa(i)}
 	}

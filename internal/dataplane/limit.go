@@ -46,15 +46,19 @@ func (b *bucket) allow(now time.Time, interval time.Duration, burst int) (bool, 
 	}
 }
 
-// limiter holds the per-instance buckets. Buckets live outside the
-// snapshot so that an instance's budget survives snapshot swaps.
-type limiter struct {
+// RateLimiter holds the per-instance buckets. Buckets live outside the
+// snapshot so that an instance's budget survives snapshot swaps, and one
+// RateLimiter can serve several handlers (the IPv4 and IPv6 endpoints) so
+// that an instance has one budget, whichever address it calls.
+type RateLimiter struct {
 	interval time.Duration
 	burst    int
 	buckets  sync.Map // instance id -> *bucket
 }
 
-func newLimiter(l Limits) *limiter {
+// NewRateLimiter returns the limiter for l, or nil when l.Rate is 0
+// (unlimited).
+func NewRateLimiter(l Limits) *RateLimiter {
 	if l.Rate <= 0 {
 		return nil
 	}
@@ -62,12 +66,12 @@ func newLimiter(l Limits) *limiter {
 	if burst <= 0 {
 		burst = max(int(l.Rate), 1)
 	}
-	return &limiter{interval: time.Duration(float64(time.Second) / l.Rate), burst: burst}
+	return &RateLimiter{interval: time.Duration(float64(time.Second) / l.Rate), burst: burst}
 }
 
 // over reports, without spending budget, whether a request from id at now
 // would be refused.
-func (l *limiter) over(id string, now time.Time) bool {
+func (l *RateLimiter) over(id string, now time.Time) bool {
 	b, ok := l.buckets.Load(id)
 	if !ok {
 		return false
@@ -76,7 +80,7 @@ func (l *limiter) over(id string, now time.Time) bool {
 	return max(b.(*bucket).tat.Load(), n)-n > int64(l.interval)*int64(l.burst-1)
 }
 
-func (l *limiter) allow(id string, now time.Time) (bool, time.Duration) {
+func (l *RateLimiter) allow(id string, now time.Time) (bool, time.Duration) {
 	b, ok := l.buckets.Load(id)
 	if !ok {
 		b, _ = l.buckets.LoadOrStore(id, &bucket{})
@@ -85,7 +89,7 @@ func (l *limiter) allow(id string, now time.Time) (bool, time.Duration) {
 }
 
 // forget drops the buckets of instances no longer served.
-func (l *limiter) forget(s *Snapshot) {
+func (l *RateLimiter) forget(s *Snapshot) {
 	l.buckets.Range(func(k, _ any) bool {
 		if s.GuestByID(k.(string)) == nil {
 			l.buckets.Delete(k)
@@ -106,7 +110,7 @@ type Guard struct {
 	net.Listener
 	snap   func() *Snapshot
 	max    int32
-	limit  *limiter
+	limit  *RateLimiter
 	now    func() time.Time
 	counts sync.Map // instance id -> *atomic.Int32
 	obs    Observer

@@ -173,3 +173,24 @@ func TestGuardShedsInstancesOverTheirRate(t *testing.T) {
 		t.Fatalf("%d throttled events, want 3 (handler and Guard alike)", throttled)
 	}
 }
+
+// The IPv4 and IPv6 endpoints share one budget per instance.
+func TestHandlersSharingARateLimiterShareTheBudget(t *testing.T) {
+	in := testInstance(idA, addrA, imds.Optional)
+	in.MetadataOptions.HttpProtocolIPv6 = imds.Enabled
+	p := newPlane(t, in)
+	opts := Options{Now: func() time.Time { return testNow }, RateLimiter: NewRateLimiter(Limits{Rate: 10, Burst: 2})}
+	v4 := New(p.f.Snapshot, fakeTokens{}, fakeSigner{}, fakeCreds{testNow}, opts)
+	opts.IPv6Endpoint = true
+	v6 := New(p.f.Snapshot, fakeTokens{}, fakeSigner{}, fakeCreds{testNow}, opts)
+	get := func(h *Handler) int {
+		p.h = h
+		return p.do(req{path: "/latest/meta-data/instance-id", from: addrA}).StatusCode
+	}
+	if a, b := get(v4), get(v6); a != 200 || b != 200 {
+		t.Fatalf("within the burst of 2: %d %d", a, b)
+	}
+	if a, b := get(v4), get(v6); a != http.StatusTooManyRequests || b != http.StatusTooManyRequests {
+		t.Fatalf("after one request on each endpoint: %d %d, want 429 on both (one budget)", a, b)
+	}
+}
