@@ -27,6 +27,7 @@ func TestAuditStream(t *testing.T) {
 	if s, _, _ := d.do(t, "GET", "/latest/meta-data/placement/region", map[string]string{"User-Agent": "legacy-agent/1.0"}); s != 200 {
 		t.Fatalf("v1 GET: %d", s)
 	}
+	waitRoleCredentials(t, d.dataURL, "frontdesk-demo-role")
 	tok := d.token(t, "60")
 	_, _, creds := d.do(t, "GET", "/latest/meta-data/iam/security-credentials/frontdesk-demo-role", map[string]string{"X-aws-ec2-metadata-token": tok})
 	var c struct{ AccessKeyId, SecretAccessKey, Token string }

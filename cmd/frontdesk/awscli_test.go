@@ -170,6 +170,7 @@ func TestAWSCLIMetadataOptions(t *testing.T) {
 // and its strict Expiration parsing.
 func TestAWSCLIResolvesCredentialsThroughIMDS(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "--demo")
+	waitRoleCredentials(t, d.dataURL, "frontdesk-demo-role")
 	cmd := exec.Command(awsCLI, "configure", "export-credentials", "--format", "process")
 	cmd.Env = []string{
 		"PATH=/usr/bin:/bin",

@@ -124,7 +124,11 @@ func TestMetricsFollowIMDSVersions(t *testing.T) {
 	if got := value(m, "frontdesk_store_reloads_total", nil); got != 1 {
 		t.Errorf("store_reloads_total = %v, want 1 (the initial load only)", got)
 	}
-	if got := value(m, "frontdesk_credential_refreshes_total", map[string]string{"outcome": "success"}); got < 1 {
-		t.Errorf("no successful credential refresh counted")
+	// The first fetch runs in the background after start: give it time.
+	for deadline := time.Now().Add(10 * time.Second); value(m, "frontdesk_credential_refreshes_total", map[string]string{"outcome": "success"}) < 1; m = d.scrape(t) {
+		if time.Now().After(deadline) {
+			t.Fatal("no successful credential refresh counted within 10s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

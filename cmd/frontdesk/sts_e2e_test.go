@@ -92,6 +92,10 @@ func TestSTSCredentialsReachTheSDK(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// The daemon fetches from STS in the background right after start;
+	// until that first fetch lands the role answers 404, as EC2 does just
+	// after an association. A guest boots later than that; wait for it.
+	waitRoleCredentials(t, p.dataURL, "frontdesk-demo-role")
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"))
 	if err != nil {
 		t.Fatal(err)
@@ -129,5 +133,24 @@ func TestSTSCredentialsReachTheSDK(t *testing.T) {
 	}
 	if sts.signers[0] != "AKIAHOSTIDENTITYE2E0" {
 		t.Errorf("AssumeRole signed by %q, want the host's key", sts.signers[0])
+	}
+}
+
+// waitRoleCredentials polls the data plane (IMDSv2) until the role's
+// credentials are served.
+func waitRoleCredentials(t *testing.T, dataURL, role string) {
+	t.Helper()
+	client := imds.New(imds.Options{Endpoint: dataURL})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := client.GetMetadata(context.Background(), &imds.GetMetadataInput{Path: "iam/security-credentials/" + role})
+		if err == nil {
+			out.Content.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("role credentials not served within 10s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
