@@ -58,25 +58,20 @@ type command struct {
 	fs       *flag.FlagSet
 	synopsis string
 	api      apiFlags
+	e        *env
 }
 
 // newCommand makes a flag set that reports errors instead of exiting and
 // prints synopsis, then the flags, as its usage.
 func newCommand(e *env, name, synopsis string) *command {
 	c := &command{fs: flag.NewFlagSet(name, flag.ContinueOnError), synopsis: synopsis}
-	c.fs.SetOutput(e.stderr)
-	c.fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: %s\n", synopsis)
-		var has bool
-		c.fs.VisitAll(func(*flag.Flag) { has = true })
-		if has {
-			fmt.Fprintln(e.stderr, "\nflags:")
-			c.fs.PrintDefaults()
-		}
-	}
 	c.api.register(c.fs, e)
+	c.e = e
 	return c
 }
+
+// usage prints the synopsis and every flag with its default.
+func (c *command) usage(w io.Writer) { printUsage(w, c.fs, c.synopsis, "") }
 
 // parse parses args with flags allowed before, between and after the
 // positional arguments (`terminate i-1 i-2 --endpoint URL`), which Go's
@@ -85,11 +80,8 @@ func newCommand(e *env, name, synopsis string) *command {
 func (c *command) parse(args []string, min, max int) ([]string, error) {
 	var pos []string
 	for {
-		if err := c.fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, &exitError{code: 2, err: err}
+		if err := parseFlags(c.e, c.fs, c.usage, args); err != nil {
+			return nil, err
 		}
 		rest := c.fs.Args()
 		if len(rest) == 0 {
@@ -104,11 +96,9 @@ func (c *command) parse(args []string, min, max int) ([]string, error) {
 	}
 	switch {
 	case len(pos) < min:
-		c.fs.Usage()
-		return nil, usageErr("%s: missing arguments", c.fs.Name())
+		return nil, usageErr("%s: missing arguments (usage: %s)", c.fs.Name(), c.synopsis)
 	case max >= 0 && len(pos) > max:
-		c.fs.Usage()
-		return nil, usageErr("%s: unexpected argument %q", c.fs.Name(), pos[max])
+		return nil, usageErr("%s: unexpected argument %q (usage: %s)", c.fs.Name(), pos[max], c.synopsis)
 	}
 	return pos, nil
 }
@@ -230,5 +220,14 @@ func dispatch(ctx context.Context, e *env, group string, args []string, subs map
 	if !ok {
 		return usageErr("%s: unknown command %q (frontdesk %s help lists them)", group, args[0], group)
 	}
-	return s.run(ctx, e, args[1:])
+	return named(group+" "+args[0], s.run(ctx, e, args[1:]))
+}
+
+// named prefixes err with the command that failed, once: commands that
+// already name themselves are left as they are.
+func named(name string, err error) error {
+	if err == nil || errors.Is(err, errHelpShown) || strings.HasPrefix(err.Error(), name+":") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }

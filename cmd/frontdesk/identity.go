@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -25,17 +26,23 @@ func cmdIdentity(ctx context.Context, e *env, args []string) error {
 }
 
 func runIdentity(ctx context.Context, e *env, args []string, open identityStoreOpener) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(e.stdout, "usage: frontdesk identity certificates [flags]\n\nPrints the PEM certificates that verify the instance identity document's signatures\n(frontdesk identity certificates --help for the flags).")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "certificates" {
-		fmt.Fprintln(e.stderr, "usage: frontdesk identity certificates [--data-dir DIR]")
+		fmt.Fprintln(e.stderr, "usage: frontdesk identity certificates [flags]")
 		if len(args) == 0 {
 			return &exitError{code: 2, err: errors.New("identity: missing subcommand")}
 		}
 		return &exitError{code: 2, err: fmt.Errorf("identity: unknown subcommand %q", args[0])}
 	}
 	fs := flag.NewFlagSet("identity certificates", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
 	dataDir := fs.String("data-dir", "./frontdesk-data", "directory of the bolt store (as given to frontdesk serve)")
-	if err := fs.Parse(args[1:]); err != nil {
+	usage := func(w io.Writer) {
+		printUsage(w, fs, "frontdesk identity certificates [--data-dir DIR]", "Prints the PEM certificates that verify the identity document's signatures.")
+	}
+	if err := parseFlags(e, fs, usage, args[1:]); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

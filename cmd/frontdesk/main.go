@@ -26,7 +26,7 @@ func main() {
 	err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "frontdesk:", err)
+		fmt.Fprintln(os.Stderr, "frontdesk:", describe(err))
 		os.Exit(exitCode(err))
 	}
 }

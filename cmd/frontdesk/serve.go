@@ -59,7 +59,6 @@ type serveConfig struct {
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
 	var c serveConfig
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:1338", "data plane (IMDS) listen address, e.g. 169.254.169.254:80")
 	fs.StringVar(&c.listenIPv6, "listen-ipv6", "", "IPv6 data plane listen address, e.g. [fd00:ec2::254]:80 (served to instances with HttpProtocolIpv6=enabled)")
@@ -84,7 +83,10 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&c.limits.MaxConnsPerInstance, "max-conns-per-instance", 64, "open data-plane connections one instance may hold (0: unlimited)")
 	fs.IntVar(&c.maxTrees, "max-trees", dataplane.DefaultMaxTrees, "rendered metadata trees kept in memory (about 27 KB each); quiet instances' trees are rebuilt on demand")
 	fs.IntVar(&c.maxSeries, "metrics-max-instances", metrics.DefaultMaxInstanceSeries, "instances that get their own no-token metric series; the rest share instance_id=\"_other\"")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(e, fs, serveUsage(fs), args); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
