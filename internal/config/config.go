@@ -97,7 +97,7 @@ func Parse(r io.Reader) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, yamlError(err)
+		return nil, yamlError(err, b)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -107,15 +107,17 @@ func Parse(r io.Reader) (*Config, error) {
 
 // yamlError rewords yaml.v3's decoding errors for operators: "line 3:
 // unknown key rolearn" rather than a Go type name.
-func yamlError(err error) error {
+func yamlError(err error, doc []byte) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+		return syntaxError(err, doc)
 	}
 	msgs := make([]string, len(te.Errors))
 	for i, m := range te.Errors {
 		if f := unknownField.FindStringSubmatch(m); f != nil {
 			m = f[1] + "unknown key " + f[2]
+		} else {
+			m = typeMessage(m, doc)
 		}
 		msgs[i] = m
 	}

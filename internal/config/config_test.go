@@ -144,3 +144,33 @@ func TestResolverErrorsNameTheKey(t *testing.T) {
 		}
 	})
 }
+
+func TestYAMLErrorsNameTheLineAndKey(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		want      []string
+	}{
+		{"misindented_key_is_reported_on_its_own_line",
+			"credentials:\n  default:\n    provider: local\n   lifetime: 6h\n",
+			[]string{"line 4:", "lifetime: 6h"}},
+		{"duration_in_words_names_the_key",
+			"credentials:\n  default:\n    provider: local\n    lifetime: 6 hours\n",
+			[]string{"line 4:", `lifetime: "6 hours" is not a duration`}},
+		{"bool_that_is_not_a_bool_names_the_key",
+			"credentials:\n  default:\n    provider: sts\n    source_identity: maybe\n",
+			[]string{"line 4:", `source_identity: "maybe" is not true or false`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(tc.doc))
+			if err == nil {
+				t.Fatal("Parse accepted a broken document")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
