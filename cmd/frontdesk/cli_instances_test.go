@@ -57,7 +57,7 @@ func TestCLIInstancesRoundTrip(t *testing.T) {
 	}
 
 	table := d.cli(t, "instances", "list")
-	if !strings.Contains(table, "INSTANCE ID") || !regexp.MustCompile(id+`\s+running\s+`+addr+`\s+required\s+2\s+enabled\s+web`).MatchString(table) {
+	if !strings.Contains(table, "INSTANCE ID") || !regexp.MustCompile(id+`\s+running\s+t3.small\s+node-a\s+`+addr+`\s+-\s+-\s+required\s+2\s+enabled\s+applied\s+web`).MatchString(table) {
 		t.Errorf("instances list table:\n%s", table)
 	}
 

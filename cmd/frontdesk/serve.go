@@ -182,9 +182,12 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		if err := seedDemo(ctx, store, now(), c.demoTokens); err != nil {
 			return err
 		}
+		log.Info("demo instance registered for 127.0.0.1 and ::1", "instance_id", demoInstanceID)
 	}
 
 	mx := metrics.New(metrics.Options{MaxInstanceSeries: c.maxSeries, Now: now, ControlPlaneActions: controlplane.Actions()})
+	mx.SetBuild(buildInfo())
+	mx.StoreOps("load", "watch", "probe")
 	var observers []dataplane.Observer
 	observers = append(observers, mx)
 	var auditLog *audit.Log
@@ -375,7 +378,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	})
 	wg.Go(func() { _ = refresher.Run(runCtx) })
 	wg.Go(func() { _ = keeper.Run(runCtx) })
-	wg.Go(func() { probeStore(runCtx, store, follower, &storeHealth, mx) })
+	wg.Go(func() { probeStore(runCtx, store, follower, &storeHealth, mx, log) })
 	// Catch SIGHUP before announcing "ready", so a reload sent right after
 	// start can never take the default action (terminate).
 	hup := make(chan os.Signal, 1)
@@ -416,13 +419,18 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		fmt.Fprintf(e.stdout, "admin credentials: %s\n", filepath.Join(c.dataDir, "admin.credentials"))
 	}
 	fmt.Fprintln(e.stdout, "ready")
-	log.Info("frontdesk serving", "data_plane", dl.Addr().String(), "control_plane", al.Addr().String(), "instances", follower.Snapshot().Len())
+	stopping := systemdReady(runCtx, dataPlaneHealth, log)
+	log.Info("frontdesk serving", "version", buildInfo().Version, "data_plane", dl.Addr().String(), "control_plane", al.Addr().String(), "instances", follower.Snapshot().Len())
+	if c.configFile == "" {
+		log.Info("no --config: roles get locally minted credentials, which AWS does not accept; configure an sts or static provider for real ones")
+	}
 
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
+	stopping()
 	// Drain: stop accepting, finish in-flight requests, then stop the
 	// background work; the deferred Close releases the store last.
 	shutCtx, shutCancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -453,9 +461,10 @@ func newAPIServer(h http.Handler) *http.Server {
 // /readyz and the store-error metric, and records how far the snapshot
 // trails the store (watch lag). The follower alone cannot tell: a
 // watch on etcd waits quietly through an outage.
-func probeStore(ctx context.Context, store imds.Store, f *dataplane.Follower, health *atomic.Pointer[error], mx *metrics.Metrics) {
+func probeStore(ctx context.Context, store imds.Store, f *dataplane.Follower, health *atomic.Pointer[error], mx *metrics.Metrics, log *slog.Logger) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
+	var lostAt time.Time // when the store stopped answering; zero while it answers
 	for {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		var rev int64
@@ -470,8 +479,16 @@ func probeStore(ctx context.Context, store imds.Store, f *dataplane.Follower, he
 		if err != nil {
 			mx.StoreError("probe")
 			health.Store(&err)
+			if lostAt.IsZero() {
+				lostAt = time.Now()
+				log.Error("store unavailable; serving the last snapshot until it is back", "err", err)
+			}
 		} else {
 			health.Store(nil)
+			if !lostAt.IsZero() {
+				log.Info("store available again", "unavailable_for", time.Since(lostAt).Round(time.Millisecond).String())
+				lostAt = time.Time{}
+			}
 		}
 		select {
 		case <-ctx.Done():
