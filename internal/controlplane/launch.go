@@ -589,9 +589,11 @@ func (s *Server) runInstances(ctx context.Context, p params) (response, error) {
 	}
 	resp := &runInstancesResponse{xmlReservation: xmlReservation{ReservationID: reservationID, OwnerID: s.opts.AccountID}}
 	ids := make([]string, 0, len(launched))
+	var addrs []string
 	for _, in := range launched {
 		resp.Instances = append(resp.Instances, s.instanceXML(in))
 		ids = append(ids, in.InstanceID)
+		addrs = append(addrs, in.Addresses()...)
 	}
 	if len(launched) > 0 {
 		resp.Groups = resp.Instances[0].Groups
@@ -603,6 +605,7 @@ func (s *Server) runInstances(ctx context.Context, p params) (response, error) {
 			"InstanceType":  sp.instanceType,
 			"HttpTokens":    resolved.HttpTokens,
 			"HttpEndpoint":  resolved.HttpEndpoint,
+			"Addresses":     strings.Join(addrs, ","),
 		})
 	}
 	return resp, nil

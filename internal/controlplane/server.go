@@ -170,7 +170,13 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	s.log.Info("ec2 request", "action", logName, "requestId", reqID)
+	// Changes are logged at INFO with what they touched; reads (every
+	// Describe*, a monitoring loop's polling) only at DEBUG.
+	if rec.changed {
+		s.log.Info("ec2 change", "action", logName, "requestId", reqID, "instances", rec.instanceIDs, "detail", rec.detail)
+	} else {
+		s.log.Debug("ec2 request", "action", logName, "requestId", reqID)
+	}
 	s.writeResponse(w, actionName, reqID, resp)
 	if s.opts.OnRequest != nil {
 		s.opts.OnRequest(actionName, "")
