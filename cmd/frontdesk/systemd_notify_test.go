@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -55,4 +56,30 @@ func readNotify(t *testing.T, conn *net.UnixConn) string {
 		t.Fatalf("no systemd notification: %v", err)
 	}
 	return string(buf[:n])
+}
+
+// /metrics says which build runs, and the store-error series exist at zero
+// before the first error, as exporters do.
+func TestMetricsHaveBuildInfoAndStoreErrorsFromTheStart(t *testing.T) {
+	d := startDaemon(t, t.TempDir())
+	resp, err := http.Get(d.apiURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := string(b)
+	bi := buildInfo()
+	for _, want := range []string{
+		`frontdesk_build_info{goversion="` + bi.GoVersion + `",revision="` + bi.Revision + `",version="` + bi.Version + `"} 1`,
+		`frontdesk_store_errors_total{op="probe"} 0`,
+		`frontdesk_store_errors_total{op="watch"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
