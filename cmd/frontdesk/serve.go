@@ -30,6 +30,7 @@ import (
 	"github.com/frontdesk-imds/frontdesk/internal/mdtree"
 	"github.com/frontdesk-imds/frontdesk/internal/memstore"
 	"github.com/frontdesk-imds/frontdesk/internal/metrics"
+	"github.com/frontdesk-imds/frontdesk/internal/region"
 	"github.com/frontdesk-imds/frontdesk/internal/token"
 )
 
@@ -55,6 +56,8 @@ type serveConfig struct {
 	etcdTLS       etcd.TLSFiles
 	hostID        string
 	serveAll      bool
+
+	region, accountID string // empty: the config file's, else the defaults (serve_region.go)
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
@@ -72,6 +75,8 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&c.etcdTLS.CertFile, "etcd-cert", "", "client certificate for etcd")
 	fs.StringVar(&c.etcdTLS.KeyFile, "etcd-key", "", "client key for etcd")
 	fs.StringVar(&c.hostID, "host-id", "", "name of this node: it serves the instances whose Placement.HostId is this name (empty: every instance)")
+	fs.StringVar(&c.region, "region", "", "region frontdesk stands in for (default: the config's region, else us-east-1)")
+	fs.StringVar(&c.accountID, "account-id", "", "account that owns every instance (default: the config's account_id, else 123456789012)")
 	fs.BoolVar(&c.serveAll, "serve-all", false, "serve every instance whatever its Placement.HostId")
 	fs.StringVar(&c.configFile, "config", "", "YAML configuration file (credential providers)")
 	fs.BoolVar(&c.demo, "demo", false, "register a demo instance bound to 127.0.0.1 and ::1 if the store has none")
@@ -149,6 +154,10 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	} else {
 		cfg = &config.Config{}
 	}
+	rs, err := resolveRegion(c.region, c.accountID, cfg)
+	if err != nil {
+		return err
+	}
 	store, err := openStore(ctx, c, log)
 	if err != nil {
 		return err
@@ -177,7 +186,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		}
 	}
 	if c.demo {
-		if err := seedDemo(ctx, store, now(), c.demoTokens); err != nil {
+		if err := seedDemo(ctx, store, now(), c.demoTokens, rs); err != nil {
 			return err
 		}
 	}
@@ -303,6 +312,9 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		Now:         now,
 		Logger:      log,
 		Credentials: admin,
+		Region:      rs.Region,
+		AccountID:   rs.AccountID,
+		Zones:       rs.Zones,
 		Applied:     follower.Applied,
 		ExtraRoutes: map[string]http.Handler{"GET /metrics": mx.Handler()},
 		// Ready means guests are served: the data plane keeps serving its
@@ -530,7 +542,7 @@ func credentialTargets(s *dataplane.Snapshot) []credentials.Target {
 func guestTargets(in *imds.Instance, ts []credentials.Target) []credentials.Target {
 	if p := in.IAMInstanceProfile; p != nil && p.Role != "" {
 		// One copy of each role ARN for the whole fleet, not one per instance.
-		arn := unique.Make("arn:aws:iam::" + in.AccountID + ":role/" + p.Role).Value()
+		arn := unique.Make(region.ARN(in.Placement.Region, "iam", "", in.AccountID, "role/"+p.Role)).Value()
 		ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID, Role: p.Role, RoleArn: arn})
 	}
 	return ts

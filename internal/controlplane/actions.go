@@ -32,6 +32,10 @@ func Actions() []string {
 // actionTable lists every action the control plane answers.
 func (s *Server) actionTable() map[string]action {
 	return map[string]action{
+		// regions.go, keypairs.go
+		"DescribeRegions":           s.describeRegions,
+		"DescribeAvailabilityZones": s.describeAvailabilityZones,
+
 		"RunInstances":                           s.runInstances,
 		"DescribeInstances":                      s.describeInstances,
 		"TerminateInstances":                     s.terminateInstances,

@@ -272,8 +272,8 @@ func TestUnavailableStoreIsUnavailableForEveryAction(t *testing.T) {
 		ActionSetTargetLifecycleState:            {"InstanceId", id, "State", "InService"},
 	}
 	// FrontdeskDescribeImdsUsage reads no store: it answers from the data
-	// plane's counters.
-	noStore := map[string]bool{ActionDescribeImdsUsage: true}
+	// plane's counters; regions and zones come from the configuration.
+	noStore := map[string]bool{ActionDescribeImdsUsage: true, "DescribeRegions": true, "DescribeAvailabilityZones": true}
 
 	h.take()
 	revBefore := e.revision()

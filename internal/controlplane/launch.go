@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
+	"github.com/frontdesk-imds/frontdesk/internal/region"
 )
 
 // maxLaunchCount bounds MaxCount: one RunInstances is one store transaction,
@@ -167,8 +168,10 @@ func (s *Server) parseProfile(p params) (*imds.IAMInstanceProfile, error) {
 	case arn != "" && name != "":
 		return nil, errCombination("Specify either IamInstanceProfile.Arn or IamInstanceProfile.Name, not both.")
 	case arn != "":
+		// A profile of any account is accepted: instances may use roles
+		// of another account, as with cross-account instance profiles.
 		m := profileArnRe.FindStringSubmatch(arn)
-		if m == nil || !strings.Contains(arn, ":"+s.opts.AccountID+":") {
+		if m == nil {
 			return nil, errInvalid("Value (" + arn + ") for parameter " + p.name("Arn") + " is invalid.")
 		}
 		name = m[2]
@@ -176,7 +179,7 @@ func (s *Server) parseProfile(p params) (*imds.IAMInstanceProfile, error) {
 		if !profileNmRe.MatchString(name) {
 			return nil, errInvalid("Value (" + name + ") for parameter " + p.name("Name") + " is invalid.")
 		}
-		arn = "arn:aws:iam::" + s.opts.AccountID + ":instance-profile/" + name
+		arn = region.ARN(s.opts.Region, "iam", "", s.opts.AccountID, "instance-profile/"+name)
 	default:
 		return nil, errMissing(p.name("Arn"))
 	}
@@ -184,11 +187,10 @@ func (s *Server) parseProfile(p params) (*imds.IAMInstanceProfile, error) {
 }
 
 func (s *Server) parsePlacement(p params) (imds.Placement, error) {
-	pl := imds.Placement{Region: s.opts.Region, AvailabilityZone: s.opts.Region + "a", Tenancy: "default"}
+	pl := imds.Placement{Region: s.opts.Region, AvailabilityZone: s.opts.Zones[0], Tenancy: "default"}
 	if az, ok := p.get("AvailabilityZone"); ok && az != "" {
-		rest, found := strings.CutPrefix(az, s.opts.Region)
-		if !found || len(rest) != 1 || rest[0] < 'a' || rest[0] > 'z' {
-			return pl, errInvalid("Invalid availability zone: [" + az + "]")
+		if err := s.checkZone(az); err != nil {
+			return pl, err
 		}
 		pl.AvailabilityZone = az
 	}
