@@ -35,6 +35,10 @@ func (s *Server) actionTable() map[string]action {
 		// regions.go, keypairs.go
 		"DescribeRegions":           s.describeRegions,
 		"DescribeAvailabilityZones": s.describeAvailabilityZones,
+		"ImportKeyPair":             s.importKeyPair,
+		"CreateKeyPair":             s.createKeyPair,
+		"DescribeKeyPairs":          s.describeKeyPairs,
+		"DeleteKeyPair":             s.deleteKeyPair,
 
 		"RunInstances":                           s.runInstances,
 		"DescribeInstances":                      s.describeInstances,

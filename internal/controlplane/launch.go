@@ -40,6 +40,7 @@ type launchSpec struct {
 	allocate              bool // no address given: allocate from the subnet
 	lifecycle, monitoring string
 	dryRun                bool
+	blockDevices          []imds.BlockDevice // blockdevices.go
 }
 
 // eniSpec is one requested network interface.
@@ -123,6 +124,9 @@ func (s *Server) parseLaunch(p params) (*launchSpec, error) {
 		sp.monitoring = "enabled"
 	}
 	if err := s.parseNetwork(p, sp); err != nil {
+		return nil, err
+	}
+	if sp.blockDevices, err = parseBlockDevices(p); err != nil {
 		return nil, err
 	}
 	return sp, nil
@@ -557,6 +561,9 @@ func (s *Server) runInstances(ctx context.Context, p params) (response, error) {
 			return err
 		}
 		resolved = opts
+		if err := s.resolveKeyPair(tx, sp); err != nil {
+			return err
+		}
 		if opts.InstanceMetadataTags == imds.Enabled {
 			if err := checkMetadataTagKeys(sp.tags); err != nil {
 				return err
@@ -705,7 +712,7 @@ func (s *Server) newInstance(tx imds.Tx, sp *launchSpec, enis []eniSpec, opts im
 		Monitoring:        sp.monitoring,
 		Profile:           "default-hvm",
 		Placement:         sp.placement,
-		BlockDevices:      []imds.BlockDevice{{Name: "ami", Device: "/dev/xvda"}, {Name: "root", Device: "/dev/xvda"}},
+		BlockDevices:      append([]imds.BlockDevice(nil), sp.blockDevices...),
 		Tags:              append([]imds.Tag(nil), sp.tags...),
 		UserData:          append([]byte(nil), sp.userData...),
 		MetadataOptions:   opts,

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"context"
 	"slices"
+	"strings"
 
 	"github.com/frontdesk-imds/frontdesk/internal/region"
 )
@@ -43,7 +44,9 @@ func parseAttrFilters(p params, known ...string) ([]attrFilter, error) {
 		if len(values) == 0 {
 			return nil, errInvalid("The filter '" + name + "' requires at least one value.")
 		}
-		if !slices.Contains(known, name) {
+		// tag:KEY goes with tag-key: records with tags offer both.
+		isTag := strings.HasPrefix(name, "tag:") && len(name) > 4 && slices.Contains(known, "tag-key")
+		if !isTag && !slices.Contains(known, name) {
 			return nil, errInvalid("The filter '" + name + "' is invalid")
 		}
 		out = append(out, attrFilter{name: name, values: values})
@@ -52,7 +55,7 @@ func parseAttrFilters(p params, known ...string) ([]attrFilter, error) {
 }
 
 // matchAttrs reports whether a record whose attribute values are attrs
-// passes every filter.
+// (with "tag:KEY" entries for its tags) passes every filter.
 func matchAttrs(fs []attrFilter, attrs map[string][]string) bool {
 	for _, f := range fs {
 		if !anyMatch(f.values, attrs[f.name]) {

@@ -92,8 +92,9 @@ type Options struct {
 	// (reserved as in a VPC) and the broadcast address are never allocated.
 	AllocationSubnet netip.Prefix
 	// KeyPairs looks up the OpenSSH public key of a key-pair name given as
-	// RunInstances KeyName. Nil accepts any name and serves no key material;
-	// otherwise an unknown name is InvalidKeyPair.NotFound.
+	// RunInstances KeyName; an unknown name is InvalidKeyPair.NotFound. Nil
+	// looks the name up among the stored key pairs (ImportKeyPair,
+	// CreateKeyPair) in the launch's transaction.
 	KeyPairs func(name string) (openssh string, ok bool)
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
