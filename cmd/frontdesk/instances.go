@@ -149,14 +149,14 @@ func cmdInstancesList(ctx context.Context, e *env, args []string) error {
 		}
 		return writeJSON(e.stdout, all)
 	}
-	rows := [][]string{{"INSTANCE ID", "STATE", "PRIVATE IPS", "HTTP TOKENS", "HOP LIMIT", "ENDPOINT", "NAME"}}
+	rows := [][]string{{"INSTANCE ID", "STATE", "PRIVATE IPS", "HTTP TOKENS", "HOP LIMIT", "ENDPOINT", "NAME", "HOST"}}
 	for _, v := range all {
 		hop := "-"
 		if v.HopLimit > 0 {
 			hop = strconv.Itoa(int(v.HopLimit))
 		}
 		rows = append(rows, []string{v.InstanceID, v.State, dash(strings.Join(append(slices.Clone(v.PrivateIPs), v.IPv6Addresses...), ",")),
-			dash(v.HttpTokens), hop, dash(v.HttpEndpoint), dash(v.Tags["Name"])})
+			dash(v.HttpTokens), hop, dash(v.HttpEndpoint), dash(v.Tags["Name"]), dash(v.HostID)})
 	}
 	return table(e.stdout, rows)
 }

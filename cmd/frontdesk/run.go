@@ -54,6 +54,7 @@ func subcommands() map[string]subcommand {
 		"instances":  {cmdInstances, "operator: list, run, terminate, tag instances; change their metadata options"},
 		"defaults":   {cmdDefaults, "operator: get or set the account-level instance metadata defaults"},
 		"events":     {cmdEvents, "operator: simulate Spot, rebalance, maintenance and Auto Scaling lifecycle notices"},
+		"keys":       {cmdKeys, "operator: import, create, list, delete key pairs (the guest's SSH key)"},
 		"compliance": {cmdCompliance, "operator: ec2-imdsv2-check report with IMDSv1 usage; --remediate requires IMDSv2"},
 	}
 }

@@ -177,13 +177,13 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("admin credentials: %w", err)
 	}
-	if c.store != "memory" {
-		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
-			return fmt.Errorf("data dir: %w", err)
-		}
-		if err := controlplane.WriteSharedCredentialsFile(filepath.Join(c.dataDir, "admin.credentials"), admin); err != nil {
-			return err
-		}
+	// Every store writes the admin credentials, memory too: without them
+	// its control plane could not be used.
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := controlplane.WriteSharedCredentialsFile(filepath.Join(c.dataDir, "admin.credentials"), admin); err != nil {
+		return err
 	}
 	if c.demo {
 		if err := seedDemo(ctx, store, now(), c.demoTokens, rs); err != nil {
@@ -316,7 +316,8 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		AccountID:   rs.AccountID,
 		Zones:       rs.Zones,
 		Applied:     follower.Applied,
-		ExtraRoutes: map[string]http.Handler{"GET /metrics": mx.Handler()},
+		ExtraRoutes: map[string]http.Handler{"GET /metrics": mx.Handler(),
+			"GET " + identityCertificatesPath: identityCertificatesHandler(signer)},
 		// Ready means guests are served: the data plane keeps serving its
 		// snapshot while the store is away (fail-static), so the store's
 		// health is reported beside it rather than folded into it.
@@ -422,9 +423,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		fmt.Fprintf(e.stdout, "data plane (IPv6): http://%s\n", dl6.Addr())
 	}
 	fmt.Fprintf(e.stdout, "control plane: http://%s\n", al.Addr())
-	if c.store != "memory" {
-		fmt.Fprintf(e.stdout, "admin credentials: %s\n", filepath.Join(c.dataDir, "admin.credentials"))
-	}
+	fmt.Fprintf(e.stdout, "admin credentials: %s\n", filepath.Join(c.dataDir, "admin.credentials"))
 	fmt.Fprintln(e.stdout, "ready")
 	log.Info("frontdesk serving", "data_plane", dl.Addr().String(), "control_plane", al.Addr().String(), "instances", follower.Snapshot().Len())
 
