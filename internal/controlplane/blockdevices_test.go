@@ -50,7 +50,7 @@ func TestBadBlockDeviceMappingsAreRefused(t *testing.T) {
 		"virtual_name_not_ephemeral": {[]types.BlockDeviceMapping{{DeviceName: aws.String("/dev/sdb"), VirtualName: aws.String("swap0")}}, "InvalidParameterValue"},
 		"ebs_and_virtual_name": {[]types.BlockDeviceMapping{
 			{DeviceName: aws.String("/dev/sdb"), VirtualName: aws.String("ephemeral0"), Ebs: &types.EbsBlockDevice{VolumeSize: aws.Int32(1)}}}, "InvalidParameterCombination"},
-		"nothing_mapped": {[]types.BlockDeviceMapping{{DeviceName: aws.String("/dev/sdb")}}, "MissingParameter"},
+		"nothing_mapped":  {[]types.BlockDeviceMapping{{DeviceName: aws.String("/dev/sdb")}}, "MissingParameter"},
 		"root_suppressed": {[]types.BlockDeviceMapping{{DeviceName: aws.String("/dev/xvda"), NoDevice: aws.String("")}}, "InvalidBlockDeviceMapping"},
 		"volume_too_big":  {[]types.BlockDeviceMapping{{DeviceName: aws.String("/dev/sdf"), Ebs: &types.EbsBlockDevice{VolumeSize: aws.Int32(70000)}}}, "InvalidParameterValue"},
 		"bad_device_name": {[]types.BlockDeviceMapping{{DeviceName: aws.String("/dev/../etc"), VirtualName: aws.String("ephemeral0")}}, "InvalidParameterValue"},
