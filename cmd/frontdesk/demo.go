@@ -129,6 +129,13 @@ func seedDemo(ctx context.Context, store imds.Store, now time.Time, httpTokens s
 				return nil
 			}
 			old.MetadataOptions.HttpTokens = httpTokens
+			acct, err := imds.GetDefaults(tx)
+			if err != nil {
+				return err
+			}
+			if err := acct.Enforce(old.MetadataOptions); err != nil {
+				return fmt.Errorf("--demo-http-tokens %s: %w", httpTokens, err)
+			}
 			old.OptionsRevision = tx.Revision() + 1
 			if err := imds.PutInstance(tx, old); err != nil {
 				return fmt.Errorf("apply --demo-http-tokens to the demo instance: %w", err)
