@@ -13,18 +13,20 @@ import (
 // Every command answers -h and --help the way operators' tools do: usage on
 // stdout, exit 0, nothing on stderr.
 func TestEveryCommandHasHelp(t *testing.T) {
-	commands := [][]string{
-		{"serve"}, {"get"}, {"netsetup"}, {"compliance"}, {"version"},
-		{"identity"}, {"identity", "certificates"},
-		{"instances"}, {"defaults"}, {"events"}, {"events", "maintenance"},
-	}
-	for _, group := range []string{"instances", "defaults", "events"} {
-		for name := range groupCommands(group) {
-			commands = append(commands, []string{group, name})
+	commands := [][]string{{"identity", "certificates"}}
+	// Every subcommand, and every command of every group, however deep.
+	var walk func(path []string)
+	walk = func(path []string) {
+		commands = append(commands, path)
+		for name := range groupCommands(strings.Join(path, " ")) {
+			walk(append(append([]string{}, path...), name))
 		}
 	}
-	for name := range groupCommands("events maintenance") {
-		commands = append(commands, []string{"events", "maintenance", name})
+	for name := range subcommands() {
+		walk([]string{name})
+	}
+	if len(commands) < 30 {
+		t.Fatalf("found only %d commands: the walk is broken", len(commands))
 	}
 	for _, cmd := range commands {
 		for _, h := range []string{"-h", "--help"} {

@@ -51,6 +51,7 @@ func subcommands() map[string]subcommand {
 		"defaults":   {cmdDefaults, "operator: get or set the account-level instance metadata defaults"},
 		"events":     {cmdEvents, "operator: simulate Spot, rebalance, maintenance and Auto Scaling lifecycle notices"},
 		"version":    {cmdVersion, "print the version of this binary (also: frontdesk --version)"},
+		"keys":       {cmdKeys, "operator: import, create, list, delete key pairs (the guest's SSH key)"},
 		"compliance": {cmdCompliance, "operator: ec2-imdsv2-check report with IMDSv1 usage; --remediate requires IMDSv2"},
 	}
 }

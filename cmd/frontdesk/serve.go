@@ -30,6 +30,7 @@ import (
 	"github.com/frontdesk-imds/frontdesk/internal/mdtree"
 	"github.com/frontdesk-imds/frontdesk/internal/memstore"
 	"github.com/frontdesk-imds/frontdesk/internal/metrics"
+	"github.com/frontdesk-imds/frontdesk/internal/region"
 	"github.com/frontdesk-imds/frontdesk/internal/token"
 )
 
@@ -55,6 +56,8 @@ type serveConfig struct {
 	etcdTLS       etcd.TLSFiles
 	hostID        string
 	serveAll      bool
+
+	region, accountID string // empty: the config file's, else the defaults (serve_region.go)
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
@@ -71,6 +74,8 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&c.etcdTLS.CertFile, "etcd-cert", "", "client certificate for etcd")
 	fs.StringVar(&c.etcdTLS.KeyFile, "etcd-key", "", "client key for etcd")
 	fs.StringVar(&c.hostID, "host-id", "", "name of this node: it serves the instances whose Placement.HostId is this name (empty: every instance)")
+	fs.StringVar(&c.region, "region", "", "region frontdesk stands in for (default: the config's region, else us-east-1)")
+	fs.StringVar(&c.accountID, "account-id", "", "account that owns every instance (default: the config's account_id, else 123456789012)")
 	fs.BoolVar(&c.serveAll, "serve-all", false, "serve every instance whatever its Placement.HostId")
 	fs.StringVar(&c.configFile, "config", "", "YAML configuration file (credential providers)")
 	fs.BoolVar(&c.demo, "demo", false, "register a demo instance bound to 127.0.0.1 and ::1 if the store has none")
@@ -151,6 +156,10 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	} else {
 		cfg = &config.Config{}
 	}
+	rs, err := resolveRegion(c.region, c.accountID, cfg)
+	if err != nil {
+		return err
+	}
 	store, err := openStore(ctx, c, log)
 	if err != nil {
 		return err
@@ -170,16 +179,16 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("admin credentials: %w", err)
 	}
-	if c.store != "memory" {
-		if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
-			return fmt.Errorf("data dir: %w", err)
-		}
-		if err := controlplane.WriteSharedCredentialsFile(filepath.Join(c.dataDir, "admin.credentials"), admin); err != nil {
-			return err
-		}
+	// Every store writes the admin credentials, memory too: without them
+	// its control plane could not be used.
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := controlplane.WriteSharedCredentialsFile(filepath.Join(c.dataDir, "admin.credentials"), admin); err != nil {
+		return err
 	}
 	if c.demo {
-		if err := seedDemo(ctx, store, now(), c.demoTokens); err != nil {
+		if err := seedDemo(ctx, store, now(), c.demoTokens, rs); err != nil {
 			return err
 		}
 		log.Info("demo instance registered for 127.0.0.1 and ::1", "instance_id", demoInstanceID)
@@ -308,8 +317,12 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		Now:         now,
 		Logger:      log,
 		Credentials: admin,
+		Region:      rs.Region,
+		AccountID:   rs.AccountID,
+		Zones:       rs.Zones,
 		Applied:     follower.Applied,
-		ExtraRoutes: map[string]http.Handler{"GET /metrics": mx.Handler()},
+		ExtraRoutes: map[string]http.Handler{"GET /metrics": mx.Handler(),
+			"GET " + identityCertificatesPath: identityCertificatesHandler(signer)},
 		// Ready means guests are served: the data plane keeps serving its
 		// snapshot while the store is away (fail-static), so the store's
 		// health is reported beside it rather than folded into it.
@@ -415,9 +428,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		fmt.Fprintf(e.stdout, "data plane (IPv6): http://%s\n", dl6.Addr())
 	}
 	fmt.Fprintf(e.stdout, "control plane: http://%s\n", al.Addr())
-	if c.store != "memory" {
-		fmt.Fprintf(e.stdout, "admin credentials: %s\n", filepath.Join(c.dataDir, "admin.credentials"))
-	}
+	fmt.Fprintf(e.stdout, "admin credentials: %s\n", filepath.Join(c.dataDir, "admin.credentials"))
 	fmt.Fprintln(e.stdout, "ready")
 	stopping := systemdReady(runCtx, dataPlaneHealth, log)
 	log.Info("frontdesk serving", "version", buildInfo().Version, "data_plane", dl.Addr().String(), "control_plane", al.Addr().String(), "instances", follower.Snapshot().Len())
@@ -549,7 +560,7 @@ func credentialTargets(s *dataplane.Snapshot) []credentials.Target {
 func guestTargets(in *imds.Instance, ts []credentials.Target) []credentials.Target {
 	if p := in.IAMInstanceProfile; p != nil && p.Role != "" {
 		// One copy of each role ARN for the whole fleet, not one per instance.
-		arn := unique.Make("arn:aws:iam::" + in.AccountID + ":role/" + p.Role).Value()
+		arn := unique.Make(region.ARN(in.Placement.Region, "iam", "", in.AccountID, "role/"+p.Role)).Value()
 		ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID, Role: p.Role, RoleArn: arn})
 	}
 	return ts

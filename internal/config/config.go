@@ -27,6 +27,13 @@ const (
 // Config is the whole file. Sections the file leaves out keep their zero
 // values, which mean the defaults.
 type Config struct {
+	// Region is the region frontdesk stands in for (serve --region wins).
+	Region string `yaml:"region"`
+	// AccountID owns every instance (serve --account-id wins).
+	AccountID string `yaml:"account_id"`
+	// Zones are the region's availability zones (default its a, b and c).
+	Zones []string `yaml:"zones"`
+
 	Credentials Credentials `yaml:"credentials"`
 }
 
@@ -129,6 +136,12 @@ var unknownField = regexp.MustCompile(`^(line \d+: )field (\S+) not found in typ
 // Validate checks every value and returns the first problem as
 // "key.path: what is wrong".
 func (c *Config) Validate() error {
+	if c.Region != "" && !region.MatchString(c.Region) {
+		return fmt.Errorf("region: %q is not a region name", c.Region)
+	}
+	if c.AccountID != "" && !accountID.MatchString(c.AccountID) {
+		return fmt.Errorf("account_id: %q is not a 12-digit account id", c.AccountID)
+	}
 	if err := c.Credentials.Default.validate("credentials.default", false); err != nil {
 		return err
 	}
@@ -215,3 +228,5 @@ func (p Provider) validate(key string, listed bool) error {
 }
 
 var region = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
+
+var accountID = regexp.MustCompile(`^\d{12}$`)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
+	"github.com/frontdesk-imds/frontdesk/internal/region"
 )
 
 // DefaultMaxBodyBytes bounds a request body. RunInstances with the largest
@@ -38,6 +39,9 @@ type Options struct {
 	Region string
 	// AccountID owns every instance (default 123456789012).
 	AccountID string
+	// Zones are the region's availability zones (default the region's a, b
+	// and c); the first is where an instance without one is placed.
+	Zones []string
 	// AppliedOptions returns the OptionsRevision of an instance as the local
 	// data plane's snapshot holds it, and whether this node serves the
 	// instance at all. For a served instance, its metadata options are
@@ -88,8 +92,9 @@ type Options struct {
 	// (reserved as in a VPC) and the broadcast address are never allocated.
 	AllocationSubnet netip.Prefix
 	// KeyPairs looks up the OpenSSH public key of a key-pair name given as
-	// RunInstances KeyName. Nil accepts any name and serves no key material;
-	// otherwise an unknown name is InvalidKeyPair.NotFound.
+	// RunInstances KeyName; an unknown name is InvalidKeyPair.NotFound. Nil
+	// looks the name up among the stored key pairs (ImportKeyPair,
+	// CreateKeyPair) in the launch's transaction.
 	KeyPairs func(name string) (openssh string, ok bool)
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
@@ -126,6 +131,9 @@ func New(store imds.Store, opts Options) *Server {
 	}
 	if opts.AccountID == "" {
 		opts.AccountID = "123456789012"
+	}
+	if len(opts.Zones) == 0 {
+		opts.Zones = region.DefaultZones(opts.Region)
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes

@@ -90,6 +90,7 @@ func RunWith(t *testing.T, open func(t *testing.T) imds.Store, opts Options) {
 		{"list_instances_in_id_order", s.listInstances},
 		{"defaults_start_with_no_preference_and_round_trip", s.defaults},
 		{"secrets_round_trip", s.secrets},
+		{"key_pairs_round_trip_by_name_and_refuse_duplicates", s.keyPairs}, // keypairs.go
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.fn)
