@@ -165,6 +165,9 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		return err
 	}
 	defer store.Close()
+	if err := migrateLayout(ctx, store, log); err != nil {
+		return err
+	}
 	now := time.Now
 
 	keeper := token.NewKeeper(store, token.KeeperOptions{Now: now, Logger: log})
@@ -232,6 +235,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 			}
 		}})
 	pending := newSnapshotQueue()
+	storeScope := metrics.NewStoreScope(mx)
 	follower := dataplane.NewFollower(store, dataplane.FollowerOptions{
 		Now:    now,
 		Logger: log,
@@ -243,6 +247,8 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 			}
 		},
 		Include:      placement(c.hostID, c.serveAll),
+		Prefixes:     nodePrefixes(c.hostID, c.serveAll),
+		OnKeysLoaded: storeScope.KeysLoaded, OnWatchEvents: storeScope.WatchEvents,
 		OnStoreError: func(op string, _ error) { mx.StoreError(op) },
 		OnReload:     mx.StoreReload,
 		OnSnapshot: func(s *dataplane.Snapshot) {

@@ -209,6 +209,16 @@ func (s *Store) Watch(ctx context.Context, rev int64) (<-chan imds.Batch, error)
 	return s.feed.Watch(ctx, rev)
 }
 
+// WatchPrefixes implements imds.Store.
+func (s *Store) WatchPrefixes(ctx context.Context, rev int64, prefixes []string) (<-chan imds.Batch, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, imds.ErrClosed
+	}
+	return s.feed.WatchPrefixes(ctx, rev, prefixes)
+}
+
 // Close ends every watch and closes the file, waiting for running
 // transactions. Later calls return ErrClosed.
 func (s *Store) Close() error {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +30,15 @@ type FollowerOptions struct {
 	OnStoreError func(op string, err error)
 	// OnReload is called after every full load of the store.
 	OnReload func()
+	// Prefixes are the key ranges this node loads and watches; nil means
+	// imds.NodePrefixes("") (every instance and the shared secrets). A node
+	// for one host gives imds.NodePrefixes(host), so that its cost follows
+	// its own instances.
+	Prefixes []string
+	// OnKeysLoaded is told how many keys each full load read, and
+	// OnWatchEvents how many changes each watched batch carried (metrics).
+	OnKeysLoaded  func(n int)
+	OnWatchEvents func(n int)
 }
 
 // Follower keeps the data plane's snapshot in step with the store: it loads
@@ -54,6 +62,9 @@ func NewFollower(store imds.Store, opts FollowerOptions) *Follower {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Prefixes == nil {
+		opts.Prefixes = imds.NodePrefixes("")
 	}
 	f := &Follower{store: store, opts: opts, loaded: make(chan struct{})}
 	f.cur.Store(emptySnapshot())
@@ -87,23 +98,33 @@ func (f *Follower) Load(ctx context.Context) (int64, error) {
 	)
 	// Copy the values inside the transaction and decode them after it, on
 	// every core: with 100,000 instances decoding dominates start-up.
+	keys := 0
 	err := f.store.View(ctx, func(tx imds.Tx) error {
 		rev = tx.Revision()
 		raw = raw[:0]
 		clear(secrets)
-		if err := tx.Scan(imds.InstanceKey(""), func(_ string, v []byte) error {
-			raw = append(raw, append([]byte(nil), v...))
-			return nil
-		}); err != nil {
-			return err
+		keys = 0
+		for _, p := range f.opts.Prefixes {
+			err := tx.Scan(p, func(k string, v []byte) error {
+				keys++
+				if _, ok := imds.IsInstanceKey(k); ok {
+					raw = append(raw, append([]byte(nil), v...))
+				} else if name, ok := imds.IsSecretKey(k); ok {
+					secrets[name] = append([]byte(nil), v...)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
 		}
-		return tx.Scan(imds.SecretKey(""), func(k string, v []byte) error {
-			secrets[strings.TrimPrefix(k, imds.SecretKey(""))] = append([]byte(nil), v...)
-			return nil
-		})
+		return nil
 	})
 	if err != nil {
 		return 0, err
+	}
+	if f.opts.OnKeysLoaded != nil {
+		f.opts.OnKeysLoaded(keys)
 	}
 	instances, err := f.decodeAll(raw)
 	if err != nil {
@@ -234,7 +255,7 @@ func (f *Follower) setErr(err error) {
 func (f *Follower) follow(ctx context.Context, rev int64) (int64, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ch, err := f.store.Watch(wctx, rev)
+	ch, err := f.store.WatchPrefixes(wctx, rev, f.opts.Prefixes)
 	if err != nil {
 		return rev, err
 	}
@@ -280,10 +301,23 @@ func (f *Follower) apply(batches []imds.Batch) {
 	start := time.Now()
 	changed := map[string]*imds.Instance{}
 	for _, b := range batches {
+		if f.opts.OnWatchEvents != nil {
+			f.opts.OnWatchEvents(len(b.Changes))
+		}
+		// A move deletes the record in one host's range and writes it in
+		// another's in the same batch: the write wins, whatever the order.
+		written := map[string]bool{}
+		for _, c := range b.Changes {
+			if id, ok := imds.IsInstanceKey(c.Key); ok && !c.Deleted {
+				written[id] = true
+			}
+		}
 		for _, c := range b.Changes {
 			if id, ok := imds.IsInstanceKey(c.Key); ok {
 				if c.Deleted {
-					changed[id] = nil
+					if !written[id] {
+						changed[id] = nil
+					}
 					continue
 				}
 				in, err := imds.DecodeInstance(c.Value)
@@ -297,7 +331,7 @@ func (f *Follower) apply(batches []imds.Batch) {
 				changed[id] = in
 				continue
 			}
-			if name, ok := strings.CutPrefix(c.Key, imds.SecretKey("")); ok && !c.Deleted && f.opts.OnSecret != nil {
+			if name, ok := imds.IsSecretKey(c.Key); ok && !c.Deleted && f.opts.OnSecret != nil {
 				f.opts.OnSecret(name, c.Value)
 			}
 		}

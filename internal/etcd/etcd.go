@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -381,6 +382,34 @@ func (s *Store) commit(ctx context.Context, t *tx) (bool, error) {
 // that revision has been compacted meanwhile the watch ends with
 // ErrCompacted.
 func (s *Store) Watch(ctx context.Context, rev int64) (<-chan imds.Batch, error) {
+	return s.watch(ctx, rev, []string{""})
+}
+
+// WatchPrefixes implements imds.Store. One prefix is one etcd watch; several
+// are several watches on one stream, merged by revision (see followMerged).
+func (s *Store) WatchPrefixes(ctx context.Context, rev int64, prefixes []string) (<-chan imds.Batch, error) {
+	if err := imds.CheckPrefixes(prefixes); err != nil {
+		return nil, err
+	}
+	return s.watch(ctx, rev, minimalPrefixes(prefixes))
+}
+
+// minimalPrefixes drops duplicates and prefixes covered by shorter ones, so
+// that no change is watched twice.
+func minimalPrefixes(ps []string) []string {
+	sorted := slices.Clone(ps)
+	slices.Sort(sorted)
+	var out []string
+	for _, p := range sorted {
+		if len(out) > 0 && strings.HasPrefix(p, out[len(out)-1]) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func (s *Store) watch(ctx context.Context, rev int64, prefixes []string) (<-chan imds.Batch, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -395,14 +424,18 @@ func (s *Store) Watch(ctx context.Context, rev int64) (<-chan imds.Batch, error)
 		defer close(out)
 		defer stop()
 		defer cancel()
-		s.follow(wctx, rev, out)
+		if len(prefixes) == 1 {
+			s.follow(wctx, rev, prefixes[0], out)
+		} else {
+			s.followMerged(wctx, rev, prefixes, out)
+		}
 	}()
 	return out, nil
 }
 
 // follow delivers the batches after rev until ctx ends or the history is
 // gone.
-func (s *Store) follow(ctx context.Context, rev int64, out chan<- imds.Batch) {
+func (s *Store) follow(ctx context.Context, rev int64, prefix string, out chan<- imds.Batch) {
 	send := func(b imds.Batch) bool {
 		select {
 		case out <- b:
@@ -417,7 +450,7 @@ func (s *Store) follow(ctx context.Context, rev int64, out chan<- imds.Batch) {
 		// cluster, so we reconnect (possibly elsewhere) instead of
 		// waiting on a member that will see no new commits.
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wch := s.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(last+1))
+		wch := s.cli.Watch(wctx, s.key(prefix), clientv3.WithPrefix(), clientv3.WithRev(last+1))
 		for resp := range wch {
 			if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
 				cancel()

@@ -2,6 +2,7 @@ package imds
 
 import (
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -20,8 +21,9 @@ type Feed struct {
 }
 
 type feedWatcher struct {
-	ch   chan Batch
-	done bool
+	ch       chan Batch
+	done     bool
+	prefixes []string // nil: every key
 }
 
 // watcherBuffer bounds how far one watcher may lag before it must reload.
@@ -57,6 +59,10 @@ func (f *Feed) send(w *feedWatcher, b Batch) {
 	if w.done {
 		return
 	}
+	b, ok := b.Only(w.prefixes)
+	if !ok {
+		return
+	}
 	select {
 	case w.ch <- b:
 	default:
@@ -73,6 +79,18 @@ func (f *Feed) send(w *feedWatcher, b Batch) {
 
 // Watch implements Store.Watch for the feed's store.
 func (f *Feed) Watch(ctx context.Context, rev int64) (<-chan Batch, error) {
+	return f.watch(ctx, rev, nil)
+}
+
+// WatchPrefixes implements Store.WatchPrefixes for the feed's store.
+func (f *Feed) WatchPrefixes(ctx context.Context, rev int64, prefixes []string) (<-chan Batch, error) {
+	if err := CheckPrefixes(prefixes); err != nil {
+		return nil, err
+	}
+	return f.watch(ctx, rev, slices.Clone(prefixes))
+}
+
+func (f *Feed) watch(ctx context.Context, rev int64, prefixes []string) (<-chan Batch, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
@@ -87,7 +105,7 @@ func (f *Feed) Watch(ctx context.Context, rev int64) (<-chan Batch, error) {
 			replay++
 		}
 	}
-	w := &feedWatcher{ch: make(chan Batch, watcherBuffer+replay)}
+	w := &feedWatcher{ch: make(chan Batch, watcherBuffer+replay), prefixes: prefixes}
 	if rev < f.last {
 		oldest := f.last + 1
 		if len(f.history) > 0 {
@@ -101,7 +119,9 @@ func (f *Feed) Watch(ctx context.Context, rev int64) (<-chan Batch, error) {
 		}
 		for _, b := range f.history {
 			if b.Revision > rev {
-				w.ch <- b
+				if b, ok := b.Only(prefixes); ok {
+					w.ch <- b
+				}
 			}
 		}
 	}

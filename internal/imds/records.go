@@ -5,25 +5,73 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
+	"slices"
 	"strings"
 )
 
 // The key layout. Only this file knows it.
+//
+// Instance records are laid out by placement, so that a node follows only
+// the key range of its host:
+//
+//	placed/<host>/<id>     the instance record (<host> is the escaped
+//	                       Placement.HostID; empty for an unplaced instance)
+//	instance-host/<id>     <host> of the record: GetInstance by id is two
+//	                       reads, and the key marks that the id exists
+//	instances/<id>         the previous layout's record; MigrateLayout
+//	                       moves these, and the accessors still read them
 const (
-	instancePrefix = "instances/"
-	addressPrefix  = "addresses/"
-	defaultsKey    = "defaults/account"
-	secretPrefix   = "secrets/"
+	placedPrefix         = "placed/"
+	hostIndexPrefix      = "instance-host/"
+	legacyInstancePrefix = "instances/"
+	addressPrefix        = "addresses/"
+	defaultsKey          = "defaults/account"
+	secretPrefix         = "secrets/"
 )
 
-// InstanceKey returns the store key of an instance.
-func InstanceKey(id string) string { return instancePrefix + id }
+// hostSegment encodes a host id as one key segment: host ids may hold
+// slashes. The empty host (an unplaced instance) is the empty segment,
+// which no escaped host id is.
+func hostSegment(hostID string) string { return url.PathEscape(hostID) }
 
-// IsInstanceKey reports whether key holds an instance, and returns its id.
+func placedKey(segment, id string) string { return placedPrefix + segment + "/" + id }
+
+// InstanceKey returns the key that marks that an instance with this id is
+// stored (its entry in the id index); it exists exactly while the instance
+// does. The record itself lies in its host's range (see HostPrefix).
+func InstanceKey(id string) string { return hostIndexPrefix + id }
+
+// IsInstanceKey reports whether key holds an instance record (in either
+// layout), and returns its id.
 func IsInstanceKey(key string) (string, bool) {
-	id, ok := strings.CutPrefix(key, instancePrefix)
+	if rest, ok := strings.CutPrefix(key, placedPrefix); ok {
+		_, id, ok := strings.Cut(rest, "/")
+		return id, ok && id != ""
+	}
+	id, ok := strings.CutPrefix(key, legacyInstancePrefix)
 	return id, ok
 }
+
+// HostPrefix is the key range of the instances placed on hostID; "" is the
+// range of every instance record.
+func HostPrefix(hostID string) string {
+	if hostID == "" {
+		return placedPrefix
+	}
+	return placedPrefix + hostSegment(hostID) + "/"
+}
+
+// NodePrefixes are the key ranges a data-plane node follows: the instances
+// it serves (those placed on hostID, or all of them when hostID is empty)
+// and the shared secrets (token key ring, signing keys). Their size follows
+// the node's own instances, not the fleet's.
+func NodePrefixes(hostID string) []string {
+	return []string{HostPrefix(hostID), secretPrefix}
+}
+
+// IsSecretKey reports whether key holds a named secret, and returns the name.
+func IsSecretKey(key string) (string, bool) { return strings.CutPrefix(key, secretPrefix) }
 
 // IsDefaultsKey reports whether key holds the account defaults.
 func IsDefaultsKey(key string) bool { return key == defaultsKey }
@@ -41,14 +89,37 @@ func DecodeInstance(b []byte) (*Instance, error) {
 	return &in, nil
 }
 
+// recordKey finds where an instance's record is: its host range (indexed),
+// or the previous layout. Errors: ErrNotFound.
+func recordKey(tx Tx, id string) (key string, indexed bool, err error) {
+	seg, err := tx.Get(hostIndexPrefix + id)
+	switch {
+	case err == nil:
+		return placedKey(string(seg), id), true, nil
+	case !errors.Is(err, ErrNotFound):
+		return "", false, err
+	}
+	if _, err := tx.Get(legacyInstancePrefix + id); err != nil {
+		return "", false, err
+	}
+	return legacyInstancePrefix + id, false, nil
+}
+
 // GetInstance reads an instance. Errors: ErrNotFound.
 func GetInstance(tx Tx, id string) (*Instance, error) {
-	b, err := tx.Get(InstanceKey(id))
+	if id == "" || strings.Contains(id, "/") {
+		return nil, fmt.Errorf("instance %q: %w", id, ErrNotFound)
+	}
+	key, _, err := recordKey(tx, id)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return nil, fmt.Errorf("instance %s: %w", id, ErrNotFound)
 		}
 		return nil, err
+	}
+	b, err := tx.Get(key)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: %w", id, err)
 	}
 	return DecodeInstance(b)
 }
@@ -56,10 +127,40 @@ func GetInstance(tx Tx, id string) (*Instance, error) {
 // ListInstances calls fn for every stored instance (terminated ones too), in
 // id order.
 func ListInstances(tx Tx, fn func(*Instance) error) error {
-	return tx.Scan(instancePrefix, func(_ string, v []byte) error {
+	var all []*Instance
+	collect := func(_ string, v []byte) error {
 		in, err := DecodeInstance(v)
 		if err != nil {
 			return err
+		}
+		all = append(all, in)
+		return nil
+	}
+	if err := tx.Scan(placedPrefix, collect); err != nil {
+		return err
+	}
+	if err := tx.Scan(legacyInstancePrefix, collect); err != nil {
+		return err
+	}
+	slices.SortFunc(all, func(a, b *Instance) int { return strings.Compare(a.InstanceID, b.InstanceID) })
+	for _, in := range all {
+		if err := fn(in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ListHostInstances calls fn for every instance placed on hostID (terminated
+// ones too), reading only that host's range.
+func ListHostInstances(tx Tx, hostID string, fn func(*Instance) error) error {
+	return tx.Scan(HostPrefix(hostID), func(_ string, v []byte) error {
+		in, err := DecodeInstance(v)
+		if err != nil {
+			return err
+		}
+		if in.Placement.HostID != hostID {
+			return nil // HostPrefix("") is every host's range
 		}
 		return fn(in)
 	})
@@ -86,6 +187,7 @@ func PutInstance(tx Tx, in *Instance) error {
 	if err := in.Validate(); err != nil {
 		return err
 	}
+
 	old, err := GetInstance(tx, in.InstanceID)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -124,11 +226,44 @@ func PutInstance(tx Tx, in *Instance) error {
 			return err
 		}
 	}
+	b, err := encodeInstance(in)
+	if err != nil {
+		return err
+	}
+	return placeRecord(tx, in.InstanceID, hostSegment(in.Placement.HostID), b)
+}
+
+func encodeInstance(in *Instance) ([]byte, error) {
 	b, err := json.Marshal(in)
 	if err != nil {
-		return fmt.Errorf("encode instance: %w", err)
+		return nil, fmt.Errorf("encode instance: %w", err)
 	}
-	return tx.Put(InstanceKey(in.InstanceID), b)
+	return b, nil
+}
+
+// placeRecord writes an instance record into its host's range, and, when
+// the host changed (a move) or the record is in the previous layout, removes
+// the old record and updates the index, all in the caller's transaction.
+func placeRecord(tx Tx, id, segment string, record []byte) error {
+	oldKey, indexed, err := recordKey(tx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		oldKey = ""
+	case err != nil:
+		return err
+	}
+	newKey := placedKey(segment, id)
+	if oldKey != "" && oldKey != newKey {
+		if err := tx.Delete(oldKey); err != nil {
+			return err
+		}
+	}
+	if !indexed || oldKey != newKey {
+		if err := tx.Put(hostIndexPrefix+id, []byte(segment)); err != nil {
+			return err
+		}
+	}
+	return tx.Put(newKey, record)
 }
 
 // DeleteInstance removes an instance and releases its addresses.
@@ -144,7 +279,16 @@ func DeleteInstance(tx Tx, id string) error {
 			}
 		}
 	}
-	return tx.Delete(InstanceKey(id))
+	key, indexed, err := recordKey(tx, id)
+	if err != nil {
+		return err
+	}
+	if indexed {
+		if err := tx.Delete(hostIndexPrefix + id); err != nil {
+			return err
+		}
+	}
+	return tx.Delete(key)
 }
 
 // GetDefaults reads the account defaults; a new store has no preference.

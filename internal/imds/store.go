@@ -3,7 +3,9 @@ package imds
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 )
 
 // Errors of the domain and of every Store. Backends wrap them with %w and
@@ -54,6 +56,15 @@ type Store interface {
 	// cannot resume without a gap.
 	Watch(ctx context.Context, rev int64) (<-chan Batch, error)
 
+	// WatchPrefixes is Watch limited to the keys under any of prefixes (a
+	// node follows only its own key ranges; see Scope). Each Batch carries
+	// only the changes under them, and a transaction that changed none of
+	// them sends no Batch; otherwise the guarantees are Watch's: batches in
+	// revision order, every matching change exactly once, Err batches when
+	// the watch cannot go on. The prefix "" covers every key. An empty
+	// list is an error (ErrInvalid).
+	WatchPrefixes(ctx context.Context, rev int64, prefixes []string) (<-chan Batch, error)
+
 	// Close releases the store. Later calls return ErrClosed.
 	Close() error
 }
@@ -88,6 +99,43 @@ type Change struct {
 	Key     string
 	Value   []byte
 	Deleted bool
+}
+
+// UnderAny reports whether key lies under one of prefixes.
+func UnderAny(key string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Only returns b with just the changes under prefixes, and whether any
+// remain. A batch with Err set is kept whole. Nil prefixes keep everything.
+func (b Batch) Only(prefixes []string) (Batch, bool) {
+	if prefixes == nil || b.Err != nil {
+		return b, true
+	}
+	var kept []Change
+	for _, c := range b.Changes {
+		if UnderAny(c.Key, prefixes) {
+			kept = append(kept, c)
+		}
+	}
+	if len(kept) == 0 {
+		return Batch{}, false
+	}
+	b.Changes = kept
+	return b, true
+}
+
+// CheckPrefixes validates the prefixes given to WatchPrefixes.
+func CheckPrefixes(prefixes []string) error {
+	if len(prefixes) == 0 {
+		return fmt.Errorf("%w: watch of no key prefix", ErrInvalid)
+	}
+	return nil
 }
 
 // ScanInOrder calls fn for every entry of vals in key order, stopping at

@@ -83,6 +83,11 @@ func (s *Store) Watch(ctx context.Context, rev int64) (<-chan imds.Batch, error)
 	return s.feed.Watch(ctx, rev)
 }
 
+// WatchPrefixes implements imds.Store.
+func (s *Store) WatchPrefixes(ctx context.Context, rev int64, prefixes []string) (<-chan imds.Batch, error) {
+	return s.feed.WatchPrefixes(ctx, rev, prefixes)
+}
+
 // Close implements imds.Store.
 func (s *Store) Close() error {
 	s.mu.Lock()
