@@ -92,6 +92,7 @@ func RunWith(t *testing.T, open func(t *testing.T) imds.Store, opts Options) {
 		{"secrets_round_trip", s.secrets},
 		{"key_pairs_round_trip_by_name_and_refuse_duplicates", s.keyPairs}, // keypairs.go
 	}
+	tests = append(tests, s.placementTests()...) // placement.go
 	for _, tc := range tests {
 		t.Run(tc.name, tc.fn)
 	}
