@@ -63,5 +63,7 @@ func (s *Server) actionTable() map[string]action {
 		ActionCancelMaintenanceEvent:        s.cancelMaintenanceEvent,
 		ActionSetTargetLifecycleState:       s.setTargetLifecycleState,
 		ActionDescribeImdsUsage:             s.describeImdsUsage,
+		ActionImportInstances:               s.importInstances, // import.go
+		ActionExportInstances:               s.exportInstances,
 	}
 }

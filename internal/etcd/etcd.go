@@ -335,7 +335,15 @@ func (s *Store) try(ctx context.Context, fn func(imds.Tx) error) (done bool, err
 func (s *Store) commit(ctx context.Context, t *tx) (bool, error) {
 	var cmps []clientv3.Cmp
 	for k, r := range t.reads {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.key(k)), "=", r.modRev))
+		if r.exists {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.key(k)), "=", r.modRev))
+		} else {
+			// Still absent: an index key (an address, a client token, an
+			// instance id) nobody created meanwhile. Each is compared on
+			// its own, so launches that claim different keys never
+			// conflict.
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(s.key(k)), "=", 0))
+		}
 	}
 	for p := range t.scans {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.key(p)).WithPrefix(), "<", t.rev+1))
