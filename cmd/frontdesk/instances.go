@@ -27,6 +27,8 @@ func cmdInstances(ctx context.Context, e *env, args []string) error {
 		"terminate":               {cmdInstancesTerminate, "terminate instances"},
 		"modify-metadata-options": {cmdInstancesModify, "change an instance's metadata options"},
 		"tag":                     {cmdInstancesTag, "add, change or delete an instance's tags"},
+		"import":                  {cmdInstancesImport, "launch an inventory of run-instances JSON lines, in batches"},
+		"export":                  {cmdInstancesExport, "print every live instance as a run-instances JSON line"},
 	})
 }
 
