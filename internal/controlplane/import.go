@@ -416,4 +416,3 @@ func exportLine(in *imds.Instance) Line {
 		HttpEndpoint: o.HttpEndpoint, HttpProtocolIpv6: o.HttpProtocolIPv6, InstanceMetadataTags: o.InstanceMetadataTags}
 	return l
 }
-
