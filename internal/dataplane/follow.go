@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,9 @@ type Follower struct {
 	loadedOnce sync.Once
 	loaded     chan struct{}
 	lastErr    atomic.Pointer[error]
+	// progress is the store revision the watch has passed with nothing in
+	// this node's ranges since the snapshot (see Store.WatchPrefixes).
+	progress atomic.Int64
 }
 
 // NewFollower returns a follower serving an empty snapshot until Run loads.
@@ -74,8 +78,9 @@ func NewFollower(store imds.Store, opts FollowerOptions) *Follower {
 // Snapshot returns the current snapshot. It never blocks.
 func (f *Follower) Snapshot() *Snapshot { return f.cur.Load() }
 
-// Applied is the store revision the served snapshot reflects.
-func (f *Follower) Applied() int64 { return f.cur.Load().Revision }
+// Applied is the store revision the served snapshot reflects: its own, or
+// later when the store has moved on with nothing in this node's ranges.
+func (f *Follower) Applied() int64 { return max(f.cur.Load().Revision, f.progress.Load()) }
 
 // Loaded is closed once the first full snapshot is served.
 func (f *Follower) Loaded() <-chan struct{} { return f.loaded }
@@ -298,6 +303,12 @@ func (f *Follower) follow(ctx context.Context, rev int64) (int64, error) {
 }
 
 func (f *Follower) apply(batches []imds.Batch) {
+	last := batches[len(batches)-1].Revision
+	if !slices.ContainsFunc(batches, func(b imds.Batch) bool { return len(b.Changes) > 0 }) {
+		// Progress only: nothing to rebuild.
+		f.progress.Store(last)
+		return
+	}
 	start := time.Now()
 	changed := map[string]*imds.Instance{}
 	for _, b := range batches {
@@ -336,7 +347,6 @@ func (f *Follower) apply(batches []imds.Batch) {
 			}
 		}
 	}
-	last := batches[len(batches)-1].Revision
 	s := f.cur.Load().with(last, changed, f.opts.Now())
 	s.ApplyLatency = time.Since(start)
 	f.publish(s)

@@ -390,7 +390,7 @@ func (s *Store) commit(ctx context.Context, t *tx) (bool, error) {
 // that revision has been compacted meanwhile the watch ends with
 // ErrCompacted.
 func (s *Store) Watch(ctx context.Context, rev int64) (<-chan imds.Batch, error) {
-	return s.watch(ctx, rev, []string{""})
+	return s.watch(ctx, rev, []string{""}, false)
 }
 
 // WatchPrefixes implements imds.Store. One prefix is one etcd watch; several
@@ -399,7 +399,7 @@ func (s *Store) WatchPrefixes(ctx context.Context, rev int64, prefixes []string)
 	if err := imds.CheckPrefixes(prefixes); err != nil {
 		return nil, err
 	}
-	return s.watch(ctx, rev, minimalPrefixes(prefixes))
+	return s.watch(ctx, rev, minimalPrefixes(prefixes), true)
 }
 
 // minimalPrefixes drops duplicates and prefixes covered by shorter ones, so
@@ -417,7 +417,9 @@ func minimalPrefixes(ps []string) []string {
 	return out
 }
 
-func (s *Store) watch(ctx context.Context, rev int64, prefixes []string) (<-chan imds.Batch, error) {
+// watch follows prefixes from rev; with progress it also sends progress
+// batches (WatchPrefixes' contract; Watch's has none).
+func (s *Store) watch(ctx context.Context, rev int64, prefixes []string, progress bool) (<-chan imds.Batch, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -433,7 +435,7 @@ func (s *Store) watch(ctx context.Context, rev int64, prefixes []string) (<-chan
 		defer stop()
 		defer cancel()
 		if len(prefixes) == 1 {
-			s.follow(wctx, rev, prefixes[0], out)
+			s.follow(wctx, rev, prefixes[0], progress, out)
 		} else {
 			s.followMerged(wctx, rev, prefixes, out)
 		}
@@ -442,8 +444,9 @@ func (s *Store) watch(ctx context.Context, rev int64, prefixes []string) (<-chan
 }
 
 // follow delivers the batches after rev until ctx ends or the history is
-// gone.
-func (s *Store) follow(ctx context.Context, rev int64, prefix string, out chan<- imds.Batch) {
+// gone. With progress, a watch quiet for progressIdle asks etcd where it
+// stands and sends the answer as a progress batch.
+func (s *Store) follow(ctx context.Context, rev int64, prefix string, progress bool, out chan<- imds.Batch) {
 	send := func(b imds.Batch) bool {
 		select {
 		case out <- b:
@@ -452,14 +455,37 @@ func (s *Store) follow(ctx context.Context, rev int64, prefix string, out chan<-
 			return false
 		}
 	}
-	last := rev
+	last := rev      // revision delivered (events or progress)
+	lastEvent := rev // revision of the last event delivered
+	var tick <-chan time.Time
+	if progress {
+		t := time.NewTicker(progressIdle)
+		defer t.Stop()
+		tick = t.C
+	}
 	for ctx.Err() == nil {
 		// RequireLeader ends the stream of a member cut off from its
 		// cluster, so we reconnect (possibly elsewhere) instead of
 		// waiting on a member that will see no new commits.
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		wch := s.cli.Watch(wctx, s.key(prefix), clientv3.WithPrefix(), clientv3.WithRev(last+1))
-		for resp := range wch {
+		quiet := true
+		for {
+			var resp clientv3.WatchResponse
+			var ok bool
+			select {
+			case <-tick:
+				if quiet {
+					_ = s.cli.RequestProgress(wctx)
+				}
+				quiet = true
+				continue
+			case resp, ok = <-wch:
+			}
+			if !ok {
+				break
+			}
+			quiet = false
 			if resp.CompactRevision != 0 || errors.Is(resp.Err(), rpctypes.ErrCompacted) {
 				cancel()
 				send(imds.Batch{Revision: resp.CompactRevision, Err: fmt.Errorf("etcd: watch from revision %d: %w", last, imds.ErrCompacted)})
@@ -469,15 +495,32 @@ func (s *Store) follow(ctx context.Context, rev int64, prefix string, out chan<-
 				s.log.Warn("etcd watch interrupted, resuming", "revision", last, "err", err)
 				break
 			}
+			if resp.IsProgressNotify() {
+				if progress && resp.Header.Revision > last {
+					if !send(imds.Batch{Revision: resp.Header.Revision}) {
+						cancel()
+						return
+					}
+					last = resp.Header.Revision
+				}
+				continue
+			}
 			for _, b := range s.batches(resp.Events) {
 				if b.Revision <= last {
+					if b.Revision > lastEvent {
+						// A progress notification overtook this event:
+						// the reader must reload rather than miss it.
+						cancel()
+						send(imds.Batch{Revision: last, Err: fmt.Errorf("etcd: watch event %d after progress to %d: %w", b.Revision, last, imds.ErrCompacted)})
+						return
+					}
 					continue // already delivered before a reconnect
 				}
 				if !send(b) {
 					cancel()
 					return
 				}
-				last = b.Revision
+				last, lastEvent = b.Revision, b.Revision
 			}
 		}
 		cancel()

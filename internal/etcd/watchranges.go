@@ -18,6 +18,12 @@ import (
 // while it holds changes it cannot deliver yet.
 const progressEvery = 25 * time.Millisecond
 
+// progressIdle is how long a WatchPrefixes watch stays quiet before it asks
+// etcd for progress, which it then sends as a progress batch: a node whose
+// ranges rarely change still learns how far it has followed the store. One
+// small request per node per interval.
+const progressIdle = time.Second
+
 // watchResp is one response of one of followMerged's watches; closed means
 // that watch's channel ended.
 type watchResp struct {
@@ -96,6 +102,8 @@ func (s *Store) merge(ctx context.Context, in <-chan watchResp, n int, last int6
 	pending := map[int64][]imds.Change{}
 	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
+	quietTicks := 0 // ticks without a response
+	idleTicks := int(progressIdle / progressEvery)
 	// deliver sends, in order, every pending revision all watches passed.
 	deliver := func() bool {
 		floor := slices.Min(high)
@@ -122,10 +130,12 @@ func (s *Store) merge(ctx context.Context, in <-chan watchResp, n int, last int6
 		case <-ctx.Done():
 			return last, ctx.Err()
 		case <-tick.C:
-			if len(pending) > 0 {
+			quietTicks++
+			if len(pending) > 0 || quietTicks%idleTicks == 0 {
 				_ = s.cli.RequestProgress(ctx)
 			}
 		case r := <-in:
+			quietTicks = 0
 			if r.closed {
 				return last, errors.New("watch channel closed")
 			}
@@ -150,6 +160,14 @@ func (s *Store) merge(ctx context.Context, in <-chan watchResp, n int, last int6
 			}
 			if !deliver() {
 				return last, ctx.Err()
+			}
+			if floor := slices.Min(high); len(pending) == 0 && floor > last {
+				// Every watch has passed floor with nothing more to
+				// deliver: progress.
+				if !send(imds.Batch{Revision: floor}) {
+					return last, ctx.Err()
+				}
+				last = floor
 			}
 			if behind && len(pending) > 0 {
 				// Ask now rather than at the next tick: the other

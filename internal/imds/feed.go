@@ -59,10 +59,9 @@ func (f *Feed) send(w *feedWatcher, b Batch) {
 	if w.done {
 		return
 	}
-	b, ok := b.Only(w.prefixes)
-	if !ok {
-		return
-	}
+	// A batch with nothing under the watcher's prefixes is sent as
+	// progress (its revision alone), which costs a channel send here.
+	b, _ = b.Only(w.prefixes)
 	select {
 	case w.ch <- b:
 	default:
@@ -119,9 +118,8 @@ func (f *Feed) watch(ctx context.Context, rev int64, prefixes []string) (<-chan 
 		}
 		for _, b := range f.history {
 			if b.Revision > rev {
-				if b, ok := b.Only(prefixes); ok {
-					w.ch <- b
-				}
+				b, _ := b.Only(prefixes)
+				w.ch <- b
 			}
 		}
 	}

@@ -61,7 +61,10 @@ type Store interface {
 	// only the changes under them, and a transaction that changed none of
 	// them sends no Batch; otherwise the guarantees are Watch's: batches in
 	// revision order, every matching change exactly once, Err batches when
-	// the watch cannot go on. The prefix "" covers every key. An empty
+	// the watch cannot go on. Now and then a Batch may come with no
+	// Changes: progress, meaning nothing under the prefixes changed up to
+	// its Revision (so a node that serves one host still knows how far it
+	// has followed the store). The prefix "" covers every key. An empty
 	// list is an error (ErrInvalid).
 	WatchPrefixes(ctx context.Context, rev int64, prefixes []string) (<-chan Batch, error)
 
@@ -113,6 +116,7 @@ func UnderAny(key string, prefixes []string) bool {
 
 // Only returns b with just the changes under prefixes, and whether any
 // remain. A batch with Err set is kept whole. Nil prefixes keep everything.
+// When none remain, the returned Batch is b's progress: its Revision alone.
 func (b Batch) Only(prefixes []string) (Batch, bool) {
 	if prefixes == nil || b.Err != nil {
 		return b, true
@@ -124,7 +128,7 @@ func (b Batch) Only(prefixes []string) (Batch, bool) {
 		}
 	}
 	if len(kept) == 0 {
-		return Batch{}, false
+		return Batch{Revision: b.Revision}, false
 	}
 	b.Changes = kept
 	return b, true

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 )
@@ -22,6 +23,7 @@ func (s suite) placementTests() []struct {
 		{"watch_prefixes_of_no_prefix_is_invalid", s.watchPrefixesNone},
 		{"watch_prefixes_replays_only_matching_changes_in_order", s.watchPrefixesReplay},
 		{"watch_prefixes_delivers_new_batches_whole", s.watchPrefixesLive},
+		{"watch_prefixes_reports_progress_past_other_changes", s.watchPrefixesProgress},
 		{"host_range_holds_only_its_instances", s.hostRange},
 		{"move_between_hosts_is_one_transaction", s.moveBetweenHosts},
 		{"previous_layout_is_read_and_migrated", s.migrateLayout},
@@ -35,6 +37,46 @@ func watchPrefixes(t *testing.T, st imds.Store, rev int64, prefixes ...string) <
 		t.Fatalf("WatchPrefixes(%d, %q): %v", rev, prefixes, err)
 	}
 	return ch
+}
+
+// nextChanges is the next batch with changes (or an error), skipping
+// progress batches, whose revisions must grow.
+func nextChanges(t *testing.T, ch <-chan imds.Batch) imds.Batch {
+	t.Helper()
+	var last int64
+	for {
+		b := nextBatch(t, ch)
+		if b.Err != nil || len(b.Changes) > 0 {
+			if b.Err == nil && b.Revision <= last {
+				t.Fatalf("batch %d after progress to %d", b.Revision, last)
+			}
+			return b
+		}
+		if b.Revision < last {
+			t.Fatalf("progress went back from %d to %d", last, b.Revision)
+		}
+		last = b.Revision
+	}
+}
+
+// expectNoChanges fails on any batch with changes within the quiet period;
+// progress batches are allowed.
+func expectNoChanges(t *testing.T, ch <-chan imds.Batch) {
+	t.Helper()
+	deadline := time.After(quiet)
+	for {
+		select {
+		case b, ok := <-ch:
+			if !ok {
+				t.Fatal("watch channel closed unexpectedly")
+			}
+			if b.Err != nil || len(b.Changes) > 0 {
+				t.Fatalf("unexpected batch %+v", b)
+			}
+		case <-deadline:
+			return
+		}
+	}
 }
 
 func (s suite) watchPrefixesNone(t *testing.T) {
@@ -85,9 +127,9 @@ func (s suite) watchPrefixesReplay(t *testing.T) {
 	want := writeMixed(t, st)
 	ch := watchPrefixes(t, st, start, "a/", "b/")
 	for _, w := range want {
-		expectBatch(t, nextBatch(t, ch), w)
+		expectBatch(t, nextChanges(t, ch), w)
 	}
-	expectNoBatch(t, ch)
+	expectNoChanges(t, ch)
 	// A prefix covered by another is not reported twice.
 	ch = watchPrefixes(t, st, start, "b/", "b/1", "b/")
 	for _, w := range want {
@@ -98,10 +140,10 @@ func (s suite) watchPrefixesReplay(t *testing.T) {
 			}
 		}
 		if kept != nil {
-			expectBatch(t, nextBatch(t, ch), imds.Batch{Revision: w.Revision, Changes: kept})
+			expectBatch(t, nextChanges(t, ch), imds.Batch{Revision: w.Revision, Changes: kept})
 		}
 	}
-	expectNoBatch(t, ch)
+	expectNoChanges(t, ch)
 }
 
 func (s suite) watchPrefixesLive(t *testing.T) {
@@ -109,9 +151,33 @@ func (s suite) watchPrefixesLive(t *testing.T) {
 	ch := watchPrefixes(t, st, revision(t, st), "a/", "b/")
 	want := writeMixed(t, st)
 	for _, w := range want {
-		expectBatch(t, nextBatch(t, ch), w)
+		expectBatch(t, nextChanges(t, ch), w)
 	}
-	expectNoBatch(t, ch)
+	expectNoChanges(t, ch)
+}
+
+// A watcher of a/ learns that the store moved on past changes elsewhere,
+// without receiving them.
+func (s suite) watchPrefixesProgress(t *testing.T) {
+	for _, prefixes := range [][]string{{"b/"}, {"a/", "b/"}} {
+		st := s.store(t)
+		ch := watchPrefixes(t, st, revision(t, st), prefixes...)
+		mustPut(t, st, "c/1", "x")
+		mustPut(t, st, "c/2", "y")
+		want := revision(t, st)
+		for {
+			b := nextBatch(t, ch)
+			if b.Err != nil || len(b.Changes) > 0 {
+				t.Fatalf("watch of %q got %+v, want progress only", prefixes, b)
+			}
+			if b.Revision >= want {
+				break
+			}
+		}
+		// Changes still come after progress, at later revisions.
+		mustPut(t, st, "b/1", "z")
+		expectBatch(t, nextChanges(t, ch), imds.Batch{Revision: revision(t, st), Changes: []imds.Change{{Key: "b/1", Value: []byte("z")}}})
+	}
 }
 
 func placed(t *testing.T, n int, host string, addrs ...string) *imds.Instance {
@@ -212,11 +278,11 @@ func (s suite) moveBetweenHosts(t *testing.T) {
 	mustUpdate(t, st, func(tx imds.Tx) error { return imds.PutInstance(tx, in) })
 	moved := revision(t, st)
 
-	b := nextBatch(t, src)
+	b := nextChanges(t, src)
 	if b.Revision != moved || len(b.Changes) != 1 || !b.Changes[0].Deleted {
 		t.Fatalf("source host saw %+v, want the record's deletion at %d", b, moved)
 	}
-	b = nextBatch(t, dst)
+	b = nextChanges(t, dst)
 	if b.Revision != moved || len(b.Changes) != 1 || b.Changes[0].Deleted {
 		t.Fatalf("target host saw %+v, want the record at %d", b, moved)
 	}
@@ -225,11 +291,11 @@ func (s suite) moveBetweenHosts(t *testing.T) {
 		t.Fatalf("target host's record %v, %v: want host-a", got, err)
 	}
 	// A node serving everything sees both halves in one batch.
-	b = nextBatch(t, all)
+	b = nextChanges(t, all)
 	if b.Revision != moved || len(b.Changes) != 2 {
 		t.Fatalf("serve-all watch saw %+v, want delete and put at %d", b, moved)
 	}
-	expectNoBatch(t, other)
+	expectNoChanges(t, other)
 
 	if ids := hostIDs(t, st, "host-b"); len(ids) != 0 {
 		t.Errorf("host-b still lists %q after the move", ids)
@@ -243,11 +309,11 @@ func (s suite) moveBetweenHosts(t *testing.T) {
 	// A rewrite in place touches only the host's range.
 	in.Generation++
 	mustUpdate(t, st, func(tx imds.Tx) error { return imds.PutInstance(tx, in) })
-	b = nextBatch(t, dst)
+	b = nextChanges(t, dst)
 	if len(b.Changes) != 1 {
 		t.Fatalf("rewrite in place sent %+v, want the record alone", b)
 	}
-	expectNoBatch(t, src)
+	expectNoChanges(t, src)
 }
 
 func (s suite) migrateLayout(t *testing.T) {
