@@ -62,10 +62,24 @@ func MigrateLayout(ctx context.Context, st Store) (int, error) {
 }
 
 // PutLegacyInstance writes an instance in the previous key layout, as an
-// older frontdesk did, for tests of MigrateLayout. It writes no index.
+// older frontdesk did (the record under one fleet-wide range, its addresses
+// indexed), for tests of MigrateLayout.
 func PutLegacyInstance(tx Tx, in *Instance) error {
+	if err := PutInstance(tx, in); err != nil {
+		return err
+	}
+	key, _, err := recordKey(tx, in.InstanceID)
+	if err != nil {
+		return err
+	}
 	b, err := encodeInstance(in)
 	if err != nil {
+		return err
+	}
+	if err := tx.Delete(key); err != nil {
+		return err
+	}
+	if err := tx.Delete(hostIndexPrefix + in.InstanceID); err != nil {
 		return err
 	}
 	return tx.Put(legacyInstancePrefix+in.InstanceID, b)
