@@ -93,7 +93,7 @@ func (f *Follower) StoreErr() error {
 	return nil
 }
 
-// Load reads the whole store once and publishes the snapshot. Run calls it;
+// Load reads this node's key ranges (Prefixes) once and publishes the snapshot. Run calls it;
 // the daemon may call it first to be ready before serving.
 func (f *Follower) Load(ctx context.Context) (int64, error) {
 	var (
