@@ -126,19 +126,36 @@ func putClientToken(tx imds.Tx, token string, rec clientTokenRecord) error {
 	return sweepClientTokens(tx, rec.Created)
 }
 
+// sweepClientTokens deletes expired records. The range is read without
+// guarding it (a launch that sweeps must not conflict with every other
+// launch that records a token); each record deleted is read again by key, so
+// the commit depends on exactly the records it deletes.
 func sweepClientTokens(tx imds.Tx, now time.Time) error {
-	var expired []string
-	err := tx.Scan(clientTokenPrefix, func(key string, value []byte) error {
+	expired := func(value []byte) bool {
 		var rec clientTokenRecord
-		if err := json.Unmarshal(value, &rec); err != nil || now.Sub(rec.Created) > clientTokenTTL {
-			expired = append(expired, key)
+		return json.Unmarshal(value, &rec) != nil || now.Sub(rec.Created) > clientTokenTTL
+	}
+	var candidates []string
+	err := imds.ScanUnguarded(tx, clientTokenPrefix, func(key string, value []byte) error {
+		if expired(value) {
+			candidates = append(candidates, key)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, k := range expired {
+	for _, k := range candidates {
+		v, err := tx.Get(k)
+		if errors.Is(err, imds.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !expired(v) {
+			continue
+		}
 		if err := tx.Delete(k); err != nil {
 			return err
 		}

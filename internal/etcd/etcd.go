@@ -705,6 +705,16 @@ func (t *tx) Delete(key string) error {
 }
 
 func (t *tx) Scan(prefix string, fn func(string, []byte) error) error {
+	return t.scan(prefix, true, fn)
+}
+
+// ScanUnguarded implements imds.UnguardedScanner: the range is read at the
+// transaction's revision, but the commit does not compare it.
+func (t *tx) ScanUnguarded(prefix string, fn func(string, []byte) error) error {
+	return t.scan(prefix, false, fn)
+}
+
+func (t *tx) scan(prefix string, guard bool, fn func(string, []byte) error) error {
 	resp, err := t.get(t.s.key(prefix), clientv3.WithPrefix())
 	if err != nil {
 		return err
@@ -718,10 +728,12 @@ func (t *tx) Scan(prefix string, fn func(string, []byte) error) error {
 		vals[strings.TrimPrefix(string(kv.Key), t.s.prefix)] = v
 	}
 	if !t.readOnly {
-		if t.scans == nil {
-			t.scans = map[string]bool{}
+		if guard {
+			if t.scans == nil {
+				t.scans = map[string]bool{}
+			}
+			t.scans[prefix] = true
 		}
-		t.scans[prefix] = true
 		for k, w := range t.writes {
 			if !strings.HasPrefix(k, prefix) {
 				continue

@@ -88,6 +88,25 @@ type Tx interface {
 	Revision() int64
 }
 
+// UnguardedScanner is a Tx that can scan a range without making its commit
+// depend on the whole range (etcd's transactions otherwise fail when any key
+// under a scanned prefix changed meanwhile). See ScanUnguarded.
+type UnguardedScanner interface {
+	ScanUnguarded(prefix string, fn func(key string, value []byte) error) error
+}
+
+// ScanUnguarded is Scan for housekeeping that must not make a transaction
+// conflict with every concurrent writer of the range (sweeping expired
+// client tokens inside a launch): the commit does not depend on the range,
+// so the caller must Get each key it acts on, which the commit does depend
+// on. Stores without optimistic concurrency just Scan.
+func ScanUnguarded(tx Tx, prefix string, fn func(key string, value []byte) error) error {
+	if u, ok := tx.(UnguardedScanner); ok {
+		return u.ScanUnguarded(prefix, fn)
+	}
+	return tx.Scan(prefix, fn)
+}
+
 // Batch is the set of changes one committed transaction made.
 type Batch struct {
 	Revision int64
