@@ -455,8 +455,9 @@ func (s *Store) follow(ctx context.Context, rev int64, prefix string, progress b
 			return false
 		}
 	}
-	last := rev      // revision delivered (events or progress)
-	lastEvent := rev // revision of the last event delivered
+	last := rev         // revision delivered (events or progress)
+	lastEvent := rev    // revision of the last event delivered
+	prevProgress := rev // the latest progress notification's revision
 	var tick <-chan time.Time
 	if progress {
 		t := time.NewTicker(progressIdle)
@@ -469,6 +470,7 @@ func (s *Store) follow(ctx context.Context, rev int64, prefix string, progress b
 		// waiting on a member that will see no new commits.
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		wch := s.cli.Watch(wctx, s.key(prefix), clientv3.WithPrefix(), clientv3.WithRev(last+1))
+		trustFrom := time.Now().Add(progressTrust)
 		quiet := true
 		for {
 			var resp clientv3.WatchResponse
@@ -495,14 +497,20 @@ func (s *Store) follow(ctx context.Context, rev int64, prefix string, progress b
 				s.log.Warn("etcd watch interrupted, resuming", "revision", last, "err", err)
 				break
 			}
+			if resp.IsProgressNotify() && time.Now().Before(trustFrom) {
+				continue // see progressTrust
+			}
 			if resp.IsProgressNotify() {
-				if progress && resp.Header.Revision > last {
-					if !send(imds.Batch{Revision: resp.Header.Revision}) {
+				// Passed on one notification late, as in merge: an
+				// older etcd could send one ahead of queued events.
+				if progress && prevProgress > last {
+					if !send(imds.Batch{Revision: prevProgress}) {
 						cancel()
 						return
 					}
-					last = resp.Header.Revision
+					last = prevProgress
 				}
+				prevProgress = max(prevProgress, resp.Header.Revision)
 				continue
 			}
 			for _, b := range s.batches(resp.Events) {

@@ -24,6 +24,14 @@ const progressEvery = 25 * time.Millisecond
 // small request per node per interval.
 const progressIdle = time.Second
 
+// progressTrust is how long after (re)creating its watches a store ignores
+// progress notifications. A watch created at an old revision starts
+// "unsynced": etcd sends its backlog from a loop every 100 ms, and etcd
+// before 3.4.25 and 3.5.8 answered progress requests with the current
+// revision meanwhile, ahead of that backlog. Until then the high-water of
+// a watch moves only with its own events.
+const progressTrust = time.Second
+
 // watchResp is one response of one of followMerged's watches; closed means
 // that watch's channel ended.
 type watchResp struct {
@@ -40,7 +48,8 @@ type watchResp struct {
 // it is known to have delivered in full: its latest event, or a progress
 // notification's header), and a revision is delivered only once every
 // watch has passed it. While changes wait, followMerged asks etcd for
-// progress notifications, which move the high-water of quiet watches.
+// progress notifications, which move the high-water of quiet watches (one
+// notification late: see merge).
 //
 // Should a watch still deliver an event at or below a revision already
 // delivered (a server whose progress notification overtook queued events),
@@ -96,13 +105,15 @@ func (s *Store) followMerged(ctx context.Context, rev int64, prefixes []string, 
 // revision delivered.
 func (s *Store) merge(ctx context.Context, in <-chan watchResp, n int, last int64, send func(imds.Batch) bool) (int64, error) {
 	high := make([]int64, n)
+	prog := make([]int64, n) // each watch's latest progress notification
 	for i := range high {
-		high[i] = last
+		high[i], prog[i] = last, last
 	}
 	pending := map[int64][]imds.Change{}
 	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
 	quietTicks := 0 // ticks without a response
+	trustFrom := time.Now().Add(progressTrust)
 	idleTicks := int(progressIdle / progressEvery)
 	// deliver sends, in order, every pending revision all watches passed.
 	deliver := func() bool {
@@ -146,8 +157,16 @@ func (s *Store) merge(ctx context.Context, in <-chan watchResp, n int, last int6
 			if err := resp.Err(); err != nil {
 				return last, err
 			}
+			if resp.IsProgressNotify() && time.Now().Before(trustFrom) {
+				continue
+			}
 			if resp.IsProgressNotify() {
-				high[r.i] = max(high[r.i], resp.Header.Revision)
+				// Trust a notification one round late: etcd before 3.4.25
+				// and 3.5.8 could send one ahead of events it had already
+				// queued. The previous notification's revision was
+				// generated a round trip earlier; its events have left.
+				high[r.i] = max(high[r.i], prog[r.i])
+				prog[r.i] = max(prog[r.i], resp.Header.Revision)
 			}
 			behind := false
 			for _, b := range s.batches(resp.Events) {
@@ -169,7 +188,7 @@ func (s *Store) merge(ctx context.Context, in <-chan watchResp, n int, last int6
 				}
 				last = floor
 			}
-			if behind && len(pending) > 0 {
+			if (behind || resp.IsProgressNotify()) && len(pending) > 0 {
 				// Ask now rather than at the next tick: the other
 				// watches are most likely already past.
 				_ = s.cli.RequestProgress(ctx)
