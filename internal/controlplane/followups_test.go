@@ -274,6 +274,8 @@ func TestUnavailableStoreIsUnavailableForEveryAction(t *testing.T) {
 		ActionCompleteMaintenanceEvent:           {"InstanceId", id, "EventId", eventID},
 		ActionCancelMaintenanceEvent:             {"InstanceId", id, "EventId", eventID},
 		ActionSetTargetLifecycleState:            {"InstanceId", id, "State", "InService"},
+		ActionImportInstances:                    {"Instance.1.Json", `{"ImageId":"ami-0123456789abcdef0","PrivateIpAddress":"192.0.2.8"}`},
+		ActionExportInstances:                    {},
 	}
 	// FrontdeskDescribeImdsUsage reads no store: it answers from the data
 	// plane's counters; regions and zones come from the configuration.
