@@ -4,7 +4,10 @@
 # namespace tests, curl, systemd-analyze for the unit files), checks
 # formatting, vet and staticcheck, runs every test under the race detector,
 # the allocation tests without it (the race detector allocates), then a short
-# run of each fuzz target.
+# run of each fuzz target. Every step sets the build tag integration: the
+# tests that need root, network namespaces or the tools above sit behind it,
+# so that a plain `go test ./...` stays hermetic and this script still runs
+# them all.
 #
 #   ./scripts/test.sh            everything (what CI runs)
 #   FUZZTIME=0 ./scripts/test.sh skip the fuzz smoke
@@ -36,21 +39,21 @@ if [ -n "$unformatted" ]; then
 fi
 
 echo "== go vet"
-go vet ./...
+go vet -tags integration ./...
 
 echo "== staticcheck"
-go tool staticcheck ./...
+go tool staticcheck -tags integration ./...
 
 echo "== go test -race"
 # The daemon-level tests (cmd/frontdesk) run after the others, not beside
 # them: a few compare latencies within one run (a flooding guest against
 # its neighbour), and two cores shared with other test binaries would
 # measure the machine instead.
-go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/cmd/frontdesk$')
-go test -race -count=1 -timeout 20m ./cmd/frontdesk
+go test -tags integration -race -count=1 -timeout 20m $(go list -tags integration ./... | grep -v '/cmd/frontdesk$')
+go test -tags integration -race -count=1 -timeout 20m ./cmd/frontdesk
 
 echo "== allocation tests (without -race)"
-go test -count=1 -run 'DoesNotAllocate' ./...
+go test -tags integration -count=1 -run 'DoesNotAllocate' ./...
 
 # A count, not a duration: a duration's deadline sometimes ends a healthy
 # run with "context deadline exceeded" (a known flake of go test -fuzz).
@@ -61,7 +64,7 @@ if [ "$fuzztime" != "0" ]; then
     dir=$(go list -f '{{.Dir}}' "$pkg")
     for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
       echo "-- $pkg $target"
-      if ! out=$(go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" 2>&1); then
+      if ! out=$(go test -tags integration -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" 2>&1); then
         echo "$out"; exit 1
       fi
     done
