@@ -127,7 +127,7 @@ func newCPEnv(t *testing.T, wrap func(http.Handler) http.Handler) *cpEnv {
 	store := memstore.New()
 	t.Cleanup(func() { _ = store.Close() })
 	c := &cpEnv{dataDir: t.TempDir()}
-	cp := controlplane.New(store, controlplane.Options{Credentials: creds, V1Usage: func(time.Duration) []controlplane.Usage {
+	cp := controlplane.New(store, creds, controlplane.Options{V1Usage: func(time.Duration) []controlplane.Usage {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return append([]controlplane.Usage(nil), c.usage...)

@@ -36,8 +36,7 @@ func newTestEnv(t *testing.T, opts controlplane.Options) *testEnv {
 	t.Helper()
 	store := memstore.New()
 	t.Cleanup(func() { _ = store.Close() })
-	opts.Credentials = testCreds
-	srv := httptest.NewServer(controlplane.New(store, opts).Handler())
+	srv := httptest.NewServer(controlplane.New(store, testCreds, opts).Handler())
 	t.Cleanup(srv.Close)
 	return &testEnv{store: store, url: srv.URL, client: New(srv.URL, staticCreds(testCreds.SecretAccessKey), Options{})}
 }

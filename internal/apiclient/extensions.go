@@ -8,22 +8,22 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
 )
 
-// Names of frontdesk's extension actions, as the control plane defines them
-// (its EXTENSIONS.md documents their parameters).
+// Names of frontdesk's extension actions (internal/controlplane's
+// EXTENSIONS.md documents their parameters). The client keeps its own copy
+// so that it does not link the server; a test checks them against the
+// server's list.
 const (
-	ActionSendSpotInterruption          = controlplane.ActionSendSpotInterruption
-	ActionCancelSpotInterruption        = controlplane.ActionCancelSpotInterruption
-	ActionSendRebalanceRecommendation   = controlplane.ActionSendRebalanceRecommendation
-	ActionCancelRebalanceRecommendation = controlplane.ActionCancelRebalanceRecommendation
-	ActionCreateMaintenanceEvent        = controlplane.ActionCreateMaintenanceEvent
-	ActionCompleteMaintenanceEvent      = controlplane.ActionCompleteMaintenanceEvent
-	ActionCancelMaintenanceEvent        = controlplane.ActionCancelMaintenanceEvent
-	ActionSetTargetLifecycleState       = controlplane.ActionSetTargetLifecycleState
-	ActionDescribeImdsUsage             = controlplane.ActionDescribeImdsUsage
+	ActionSendSpotInterruption          = "FrontdeskSendSpotInterruption"
+	ActionCancelSpotInterruption        = "FrontdeskCancelSpotInterruption"
+	ActionSendRebalanceRecommendation   = "FrontdeskSendRebalanceRecommendation"
+	ActionCancelRebalanceRecommendation = "FrontdeskCancelRebalanceRecommendation"
+	ActionCreateMaintenanceEvent        = "FrontdeskCreateMaintenanceEvent"
+	ActionCompleteMaintenanceEvent      = "FrontdeskCompleteMaintenanceEvent"
+	ActionCancelMaintenanceEvent        = "FrontdeskCancelMaintenanceEvent"
+	ActionSetTargetLifecycleState       = "FrontdeskSetTargetLifecycleState"
+	ActionDescribeImdsUsage             = "FrontdeskDescribeImdsUsage"
 )
 
 // extensionAnswer is the common shape of the event actions' answers.

@@ -1,5 +1,5 @@
 // Package bolt is frontdesk's embedded imds.Store: one bbolt file on the
-// host (the daemon uses <data-dir>/frontdesk.db). Every commit is fsynced
+// host (the daemon uses FileName in its data directory). Every commit is fsynced
 // before Update returns, so an acknowledged write survives a crash or power
 // loss. It is the only package that imports bbolt.
 //
@@ -32,6 +32,9 @@ var (
 	metaBucket  = []byte("meta")
 	revisionKey = []byte("revision")
 )
+
+// FileName is the store's file in the daemon's data directory.
+const FileName = "frontdesk.db"
 
 // fileMode keeps the file private: it holds signing keys and credentials.
 const fileMode = 0o600

@@ -20,16 +20,25 @@ import (
 	"github.com/frontdesk-imds/frontdesk/internal/memstore"
 )
 
+// servedOptions is a data plane whose snapshot holds the instances served
+// answers for.
+type servedOptions struct {
+	DataPlane
+	served func(id string) (int64, bool)
+}
+
+func (s servedOptions) AppliedOptions(id string) (int64, bool) { return s.served(id) }
+
 func TestMetadataOptionsStateUsesTheServedInstance(t *testing.T) {
 	var mu sync.Mutex
 	snapshot := map[string]int64{} // instance → OptionsRevision the data plane holds
 	e := newEnv(t, func(o *Options) {
-		o.AppliedOptions = func(id string) (int64, bool) {
+		o.DataPlane = servedOptions{o.DataPlane, func(id string) (int64, bool) {
 			mu.Lock()
 			defer mu.Unlock()
 			rev, ok := snapshot[id]
 			return rev, ok
-		}
+		}}
 	})
 	served := *e.launch("192.0.2.1", nil).InstanceId
 	other := *e.launch("192.0.2.2", nil).InstanceId
@@ -234,9 +243,9 @@ func TestUnavailableStoreIsUnavailableForEveryAction(t *testing.T) {
 	fs := &flakyStore{Store: memstore.New()}
 	t.Cleanup(func() { _ = fs.Close() })
 	h := &hookRecorder{}
-	opts := Options{Credentials: testCreds}
+	opts := Options{}
 	h.install(&opts)
-	srv := New(fs, opts)
+	srv := New(fs, testCreds, opts)
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
 	e := &env{t: t, srv: srv, store: fs.Store, url: hs.URL, client: newClient(hs.URL, testCreds)}

@@ -26,8 +26,7 @@ const DefaultMaxBodyBytes = 1 << 20
 // and the AWS CLI send it.
 const apiVersion = "2016-11-15"
 
-// Options are the optional knobs of a Server; the zero value works (and
-// refuses every Query API request until Credentials are set).
+// Options are the optional knobs of a Server; the zero value works.
 type Options struct {
 	// Now is the clock (signature skew, launch times, event defaults).
 	Now func() time.Time
@@ -38,50 +37,17 @@ type Options struct {
 	Region string
 	// AccountID owns every instance (default 123456789012).
 	AccountID string
-	// AppliedOptions returns the OptionsRevision of an instance as the local
-	// data plane's snapshot holds it, and whether this node serves the
-	// instance at all. For a served instance, its metadata options are
-	// "applied" exactly when that revision has reached the stored one: the
-	// comparison is between two copies of the same recorded value, so it
-	// holds whatever revision the store committed the change at. For an
-	// instance this node does not serve (fleet mode: another host; or not
-	// yet in the snapshot) the Applied comparison is the fallback. Nil
-	// means every instance takes the fallback.
-	AppliedOptions func(instanceID string) (optionsRevision int64, served bool)
-	// Applied returns the store revision the local data plane's snapshot has
-	// reached: the fallback of AppliedOptions, which says "applied" once an
-	// instance's OptionsRevision is at or below it. OptionsRevision is the
-	// read revision + 1 of the changing transaction, and etcd may commit it
-	// at a higher revision, so this fallback can say "applied" a little
-	// early. Nil (with AppliedOptions nil or not serving) means applied.
-	Applied func() int64
-	// Ready reports readiness for /readyz (200 when it returns nil); nil
-	// means always ready.
-	Ready func() error
-	// Health reports each component's state ("data_plane", "store", ...)
-	// for the body of /readyz and for /readyz?component=NAME; a nil error
-	// is healthy. Nil lists no components.
-	Health func() map[string]error
-	// OnRequest is called once per Query API request with the action name
-	// and the EC2 error code ("" on success, "DryRunOperation" for a dry
-	// run). action is one of Actions() when the request named a known
-	// action, even if it then failed its signature check, and "" otherwise
-	// (unknown action, no Action, unreadable request), so a metrics label
-	// stays bounded.
-	OnRequest func(action, errorCode string)
-	// OnChange is called after every state-changing action that committed
-	// (never for Describe*/Get*, a dry run, a failure, or a RunInstances
-	// answered from its ClientToken), with the access key id that signed
-	// the request, the action, the instances it changed (none for account
-	// defaults) and a small detail map of what changed. Detail never holds
-	// user data, tag values or secrets.
-	OnChange func(accessKeyID, action string, instanceIDs []string, detail map[string]string)
+	// DataPlane tells whether a metadata-options change has reached the
+	// local data plane; nil reports every change applied.
+	DataPlane DataPlane
+	// Health answers /readyz; nil is always ready and lists no components.
+	Health Health
+	// Observer hears every request and every committed change; nil hears
+	// nothing.
+	Observer Observer
 	// V1Usage reports tokenless (IMDSv1) traffic per instance over a window,
 	// for FrontdeskDescribeImdsUsage; nil answers an empty set.
 	V1Usage func(window time.Duration) []Usage
-	// Credentials are the admin access key every request must be signed
-	// with (see LoadOrCreateAdmin).
-	Credentials AdminCredentials
 	// AllocationSubnet, when valid, is an IPv4 subnet from which RunInstances
 	// allocates the primary address of instances launched without one, and
 	// which allows MaxCount > 1. The network address, the first three hosts
@@ -102,6 +68,7 @@ type Options struct {
 // extension actions, and health endpoints.
 type Server struct {
 	store    imds.Store
+	admin    AdminCredentials
 	opts     Options
 	log      *slog.Logger
 	verifier *verifier
@@ -113,8 +80,9 @@ type Server struct {
 // and returns the answer.
 type action func(ctx context.Context, p params) (response, error)
 
-// New returns a control plane over store.
-func New(store imds.Store, opts Options) *Server {
+// New returns a control plane over store whose requests must be signed with
+// the admin key (see LoadOrCreateAdmin).
+func New(store imds.Store, admin AdminCredentials, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -132,9 +100,10 @@ func New(store imds.Store, opts Options) *Server {
 	}
 	s := &Server{
 		store:    store,
+		admin:    admin,
 		opts:     opts,
 		log:      opts.Logger,
-		verifier: newVerifier(opts.Credentials, opts.Region, opts.Now),
+		verifier: newVerifier(admin, opts.Region, opts.Now),
 	}
 	s.actions = s.actionTable()
 	s.mux = s.routes()
@@ -165,20 +134,20 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 		}
 		s.log.Log(r.Context(), level, "ec2 request failed", "action", logName, "code", ae.Code, "requestId", reqID, "err", err)
 		s.writeError(w, reqID, ae)
-		if s.opts.OnRequest != nil {
-			s.opts.OnRequest(actionName, ae.Code)
+		if s.opts.Observer != nil {
+			s.opts.Observer.Request(actionName, ae.Code)
 		}
 		return
 	}
 	s.log.Info("ec2 request", "action", logName, "requestId", reqID)
 	s.writeResponse(w, actionName, reqID, resp)
-	if s.opts.OnRequest != nil {
-		s.opts.OnRequest(actionName, "")
-	}
-	if rec.changed && s.opts.OnChange != nil {
-		// The verifier accepts only the admin key, so that is the key
-		// that signed this request.
-		s.opts.OnChange(s.opts.Credentials.AccessKeyID, actionName, rec.instanceIDs, rec.detail)
+	if s.opts.Observer != nil {
+		s.opts.Observer.Request(actionName, "")
+		if rec.changed {
+			// The verifier accepts only the admin key, so that is the key
+			// that signed this request.
+			s.opts.Observer.Change(s.admin.AccessKeyID, actionName, rec.instanceIDs, rec.detail)
+		}
 	}
 }
 

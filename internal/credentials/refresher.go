@@ -63,9 +63,6 @@ type RefresherOptions struct {
 	Concurrency int
 	// FetchTimeout bounds one Retrieve; DefaultFetchTimeout when zero.
 	FetchTimeout time.Duration
-	// Identity provides the instance identity role's credentials (Target.Role
-	// ""); a Local provider on Now when nil.
-	Identity Provider
 	// OnRefresh, when set, is told the outcome of every fetch (for
 	// metrics): the target, whether it succeeded, and the expiry of the
 	// credentials now served (zero when none are valid). It runs on a
@@ -81,7 +78,6 @@ type RefresherOptions struct {
 type Refresher struct {
 	onRefresh    func(Target, bool, time.Time)
 	resolve      Resolver
-	identity     Provider
 	now          func() time.Time
 	until        func(time.Time) <-chan time.Time
 	log          *slog.Logger
@@ -158,7 +154,6 @@ func (st *state) expiredEntry(t Target) Entry {
 func NewRefresher(resolve Resolver, opts RefresherOptions) *Refresher {
 	r := &Refresher{
 		resolve:      resolve,
-		identity:     opts.Identity,
 		now:          opts.Now,
 		until:        opts.Until,
 		log:          opts.Logger,
@@ -178,9 +173,6 @@ func NewRefresher(resolve Resolver, opts RefresherOptions) *Refresher {
 	}
 	if r.log == nil {
 		r.log = slog.Default()
-	}
-	if r.identity == nil {
-		r.identity = NewLocal(LocalOptions{Now: r.now})
 	}
 	if r.jitter == 0 {
 		r.jitter = DefaultJitter
@@ -205,8 +197,7 @@ func NewRefresher(resolve Resolver, opts RefresherOptions) *Refresher {
 	return r
 }
 
-// Get returns the entry for an instance's role ("" for the instance identity
-// role). ok is false when the target is not in the desired set or its first
+// Get returns the entry for an instance's role. ok is false when the target is not in the desired set or its first
 // fetch has not finished. It never blocks and never calls a provider.
 func (r *Refresher) Get(instanceID, role string) (e Entry, ok bool) {
 	s := r.lookup(instanceID, role)
@@ -453,10 +444,7 @@ func (r *Refresher) refresh(ctx context.Context, s *slot) {
 	if s.removed.Load() {
 		return
 	}
-	p := r.identity
-	if s.t.Role != "" {
-		p = r.resolve(s.t.Role)
-	}
+	p := r.resolve(s.t.Role)
 	var c Credentials
 	var err error
 	if p == nil {

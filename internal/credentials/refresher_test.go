@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -20,19 +19,12 @@ func TestRefresherFetchesOnSetTargetsBeforeAnyRequest(t *testing.T) {
 	r := NewRefresher(localResolver(p), RefresherOptions{Now: clk.Now, Until: clk.Until, Logger: discard()})
 	run(t, r)
 	web := Target{InstanceID: "i-1", AccountID: "123456789012", Role: "web", RoleArn: "arn:aws:iam::123456789012:role/web"}
-	r.SetTargets([]Target{web, {InstanceID: "i-1", AccountID: "123456789012"}})
+	r.SetTargets([]Target{web})
 
 	eventually(t, "the role was fetched without a Get", func() bool { return p.Calls(web) == 1 })
 	e := waitFor(t, r, "i-1", "web")
 	if e.Code != CodeSuccess || e.Credentials.AccessKeyID == "" || e.Version == 0 {
 		t.Errorf("role entry = %+v, want Success with credentials and a version", e)
-	}
-	id := waitFor(t, r, "i-1", "")
-	if id.Code != CodeSuccess || id.Credentials.AccessKeyID == e.Credentials.AccessKeyID {
-		t.Errorf("identity entry = %+v, want its own Success credentials", id)
-	}
-	if n := p.Calls(Target{InstanceID: "i-1", AccountID: "123456789012"}); n != 0 {
-		t.Errorf("identity role went to the role resolver's provider %d times, want the built-in local provider", n)
 	}
 	if _, ok := r.Get("i-2", "web"); ok {
 		t.Error("Get of an unknown instance reported ok")
@@ -397,51 +389,4 @@ func TestRefresherRunTwiceIsAnError(t *testing.T) {
 	if err := r.Run(context.Background()); err == nil {
 		t.Error("second Run returned nil")
 	}
-}
-
-func TestRefresherInitialFillIsFast(t *testing.T) {
-	n := 200_000
-	if raceEnabled || testing.Short() {
-		n = 20_000
-	}
-	ts := make([]Target, 0, n)
-	for i := range n / 2 {
-		id := fmt.Sprintf("i-%017x", i)
-		ts = append(ts, Target{InstanceID: id, Role: "web"}, Target{InstanceID: id})
-	}
-	r := NewRefresher(localResolver(NewLocal(LocalOptions{})), RefresherOptions{Logger: discard()})
-	run(t, r)
-	ctx := context.Background()
-	cpu0, start := cpuTime(t), time.Now()
-	r.SetTargets(ts)
-	setTime := time.Since(start)
-	for _, tg := range ts {
-		if err := r.Wait(ctx, tg.InstanceID, tg.Role); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fill, fillCPU := time.Since(start), cpuTime(t)-cpu0
-	start = time.Now()
-	r.SetTargets(ts)
-	again := time.Since(start)
-	t.Logf("%d targets: SetTargets %s, all fetched after %s (%s CPU), unchanged SetTargets %s", n, setTime, fill, fillCPU, again)
-	// The machine is shared with other work, so wall time alone would
-	// measure the neighbours: the fill passes if it took under a second,
-	// or if its CPU time would fit in a second on two idle cores.
-	if !raceEnabled && fill > time.Second && fillCPU > 2*time.Second {
-		t.Errorf("initial fill of %d targets took %s and %s CPU, want under 1s", n, fill, fillCPU)
-	}
-	if !raceEnabled && again > 500*time.Millisecond {
-		t.Errorf("SetTargets with an unchanged set of %d took %s", n, again)
-	}
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime(t *testing.T) time.Duration {
-	t.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		t.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -268,3 +268,9 @@ func (in *Instance) TagValue(k string) (string, bool) {
 	}
 	return "", false
 }
+
+// RoleARN is the ARN of an IAM role in an account, as an instance profile's
+// credentials are issued for it.
+func RoleARN(accountID, role string) string {
+	return "arn:aws:iam::" + accountID + ":role/" + role
+}
