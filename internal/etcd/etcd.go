@@ -113,9 +113,8 @@ type Store struct {
 	maxAttempts int
 	log         *slog.Logger
 
-	// mu guards closed; operations hold it shared so Close waits for them.
-	mu     sync.RWMutex
-	closed bool
+	// gate admits operations until Close, which waits for them.
+	gate imds.Gate
 	// stop ends every watch on Close.
 	stop    context.CancelFunc
 	stopCtx context.Context
@@ -229,14 +228,11 @@ func (s *Store) key(k string) string { return s.prefix + k }
 // View implements imds.Store. Every read of fn is made at the revision of
 // its first read.
 func (s *Store) View(ctx context.Context, fn func(imds.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	leave, err := s.gate.Enter(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return imds.ErrClosed
-	}
+	defer leave()
 	for attempt := 1; ; attempt++ {
 		t := &tx{s: s, ctx: ctx, readOnly: true}
 		err := fn(t)
@@ -260,14 +256,11 @@ func (s *Store) View(ctx context.Context, fn func(imds.Tx) error) error {
 // the transaction is then either wholly applied or not at all, and a reader
 // learns which from View.
 func (s *Store) Update(ctx context.Context, fn func(imds.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	leave, err := s.gate.Enter(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return imds.ErrClosed
-	}
+	defer leave()
 	backoff := 2 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		done, err := s.try(ctx, fn)
@@ -381,11 +374,11 @@ func (s *Store) commit(ctx context.Context, t *tx) (bool, error) {
 // that revision has been compacted meanwhile the watch ends with
 // ErrCompacted.
 func (s *Store) Watch(ctx context.Context, rev int64) (<-chan imds.Batch, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, imds.ErrClosed
+	leave, err := s.gate.Enter(context.Background())
+	if err != nil {
+		return nil, err
 	}
+	defer leave()
 	wctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(s.stopCtx, cancel)
 	out := make(chan imds.Batch, 64)
@@ -473,18 +466,14 @@ func (s *Store) batches(evs []*clientv3.Event) []imds.Batch {
 
 // Close ends every watch and disconnects. Later calls return ErrClosed.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return imds.ErrClosed
-	}
-	s.closed = true
-	s.stop()
-	s.watches.Wait()
-	if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("etcd: close: %w", err)
-	}
-	return nil
+	return s.gate.Close(func() error {
+		s.stop()
+		s.watches.Wait()
+		if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("etcd: close: %w", err)
+		}
+		return nil
+	})
 }
 
 // tx is one attempt of a View or Update. The first read fixes the
