@@ -142,7 +142,7 @@ func New(snap func() *Snapshot, tokens Tokens, signer Signer, creds Credentials,
 }
 
 // ServeHTTP answers one metadata request. The order of the checks follows
-// imds-behaviour.md §7: caller, endpoint, method and path, token rules, tree.
+// docs/behaviour.md, "How a request is answered": caller, endpoint, method and path, token rules, tree.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	hdr := w.Header()
@@ -322,7 +322,7 @@ func (h *Handler) caller(r *http.Request) *Guest {
 	return h.snap().Guest(ap.Addr())
 }
 
-// putToken answers PUT: only /latest/api/token mints a token (§2.2).
+// putToken answers PUT: only /latest/api/token mints a token (docs/behaviour.md, "Tokens").
 func (h *Handler) putToken(w http.ResponseWriter, r *http.Request, hdr http.Header, g *Guest, ev *RequestEvent) int {
 	ev.IMDSVersion = 2
 	if _, xff := r.Header[hdrXFF]; xff {

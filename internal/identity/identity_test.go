@@ -27,7 +27,7 @@ import (
 
 var now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// document has EC2's exact layout (§4.12): two-space indent, " : ", no
+// document has EC2's exact layout (docs/behaviour.md, "Identity document"): two-space indent, " : ", no
 // trailing newline.
 const document = `{
   "accountId" : "123456789012",

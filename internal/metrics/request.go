@@ -24,8 +24,8 @@ type instance struct {
 //
 // frontdesk_metadata_no_token_total counts tokenless requests answered with
 // 200, because EC2's MetadataNoToken counts calls that "successfully
-// reached" IMDS; a tokenless 404 is not counted there (imds-behaviour.md
-// §5.6 leaves it open), but it is counted by V1Usage, since that call too
+// reached" IMDS; a tokenless 404 is not counted there (EC2's documentation
+// leaves it open; docs/behaviour.md, "IMDSv1 usage"), but it is counted by V1Usage, since that call too
 // would break once tokens are required. HEAD requests answered with 200
 // count like GETs.
 func (m *Metrics) Request(r *http.Request, ev *dataplane.RequestEvent) {
