@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -104,12 +105,20 @@ func newLogger(e *env, format, level string) (*slog.Logger, error) {
 }
 
 // serve runs both planes until ctx ends, then drains and closes the store.
-// Each step builds one part of the node from the parts before it.
 func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	n := &node{cfg: c, log: log, now: time.Now}
 	defer n.close()
+	if err := n.build(ctx, n.openStore); err != nil {
+		return err
+	}
+	return n.run(ctx, e.stdout)
+}
+
+// build makes the node in named steps, each from the parts before it;
+// open provides the store.
+func (n *node) build(ctx context.Context, open func(context.Context) error) error {
 	steps := []func(context.Context) error{
-		n.openStore,
+		open,
 		n.loadKeys,
 		n.openObservers,
 		n.startCredentials,
@@ -123,7 +132,12 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 			return err
 		}
 	}
+	return nil
+}
 
+// run serves until ctx ends or a server fails, then drains: stop
+// accepting, finish in-flight requests, then stop the background work.
+func (n *node) run(ctx context.Context, stdout io.Writer) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -138,15 +152,13 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 			}
 		})
 	}
-	n.announce(e.stdout)
+	n.announce(stdout)
 
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
-	// Drain: stop accepting, finish in-flight requests, then stop the
-	// background work; n.close releases the store last.
 	shutCtx, shutCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer shutCancel()
 	for _, sv := range n.servers {
@@ -154,7 +166,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	}
 	cancel()
 	wg.Wait()
-	log.Info("frontdesk stopped")
+	n.log.Info("frontdesk stopped")
 	return runErr
 }
 
