@@ -69,14 +69,12 @@ func TestNodeKeepsServingWhenTheReloadAfterCompactionFails(t *testing.T) {
 		t.Fatalf("before the outage: %d %q", s, b)
 	}
 
+	// The compaction must end a running watch, as it does in production.
+	waitUntil(t, "the follower watches the store", func() bool { return store.Watching() > 0 })
 	store.Break(imds.ErrCompacted)
-	deadline := time.Now().Add(10 * time.Second)
-	for store.Failures.Load() < 3 || n.follower.StoreErr() == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("the follower did not retry the reload: %d refused calls, error %v", store.Failures.Load(), n.follower.StoreErr())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, "the follower retried the reload", func() bool {
+		return store.Failures.Load() >= 3 && n.follower.StoreErr() != nil
+	})
 	if s, b := get(dataURL + "/latest/meta-data/instance-id"); s != 200 || b != demoInstanceID {
 		t.Fatalf("during the outage: %d %q, want the last snapshot served", s, b)
 	}
@@ -85,5 +83,17 @@ func TestNodeKeepsServingWhenTheReloadAfterCompactionFails(t *testing.T) {
 	}
 	if s, b := get(apiURL + "/readyz"); s != 200 {
 		t.Errorf("readyz during the outage: %d %q, want 200 (guests are served)", s, b)
+	}
+}
+
+// waitUntil polls cond until it holds, failing the test after 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -64,6 +64,9 @@ func TestFollowerKeepsTheSnapshotWhileTheStoreFails(t *testing.T) {
 				t.Fatalf("before the outage: %d %q", s, b)
 			}
 
+			// The outage must end a running watch, as it does in
+			// production, not meet the follower between two watches.
+			waitFor(t, func() bool { return store.Watching() > 0 })
 			store.Break(tc.end)
 			// Wait until the follower has failed on the broken store more
 			// than once: it has been through its error path and retried.

@@ -40,6 +40,13 @@ func (b *Breakable) Break(end error) {
 	b.watches = nil
 }
 
+// Watching is the number of watches Break would end.
+func (b *Breakable) Watching() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.watches)
+}
+
 // Heal makes the store answer again.
 func (b *Breakable) Heal() { b.broken.Store(false) }
 
