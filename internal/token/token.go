@@ -1,5 +1,5 @@
 // Package token mints and verifies IMDSv2 session tokens without keeping any
-// per-token state (architecture principle 3).
+// per-token state: a token carries everything needed to check it.
 //
 // A token is sealed with an HMAC over its own header, the key id, its expiry,
 // a random nonce, and two values that are not in the token at all: the
