@@ -61,6 +61,7 @@ func startDaemon(tb testing.TB, dataDir string, extra ...string) *daemon {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	args := append([]string{"frontdesk", "serve", "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, extra...)
+	seedIdentityKeys(tb, dataDir, extra)
 	d := &daemon{dataDir: dataDir, logs: &syncBuffer{}}
 	done := make(chan error, 1)
 	go func() {

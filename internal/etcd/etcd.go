@@ -207,7 +207,11 @@ func (s *Store) unavailable(ctx context.Context, err error) error {
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
-		code == codes.Unavailable, code == codes.DeadlineExceeded, code == codes.Canceled:
+		code == codes.Unavailable, code == codes.DeadlineExceeded, code == codes.Canceled,
+		// A member whose own deadline ran out while the cluster elected a
+		// leader answers with this status (seen when the leader is killed
+		// under load).
+		code == codes.Unknown && status.Convert(err).Message() == context.DeadlineExceeded.Error():
 		return fmt.Errorf("%w: %w", imds.ErrUnavailable, err)
 	}
 	return err
