@@ -16,29 +16,25 @@ type Gate struct {
 // Enter admits one operation: it fails with ctx's error or ErrClosed, and
 // otherwise holds the gate shared until leave is called.
 func (g *Gate) Enter(ctx context.Context) (leave func(), err error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	g.mu.RLock()
-	if g.closed {
-		g.mu.RUnlock()
-		return nil, ErrClosed
-	}
-	return g.mu.RUnlock, nil
+	return g.enter(ctx, g.mu.RLock, g.mu.RUnlock)
 }
 
 // EnterAlone is Enter for an operation that must run alone: it holds the
 // gate exclusively until leave is called.
 func (g *Gate) EnterAlone(ctx context.Context) (leave func(), err error) {
+	return g.enter(ctx, g.mu.Lock, g.mu.Unlock)
+}
+
+func (g *Gate) enter(ctx context.Context, lock, unlock func()) (func(), error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	g.mu.Lock()
+	lock()
 	if g.closed {
-		g.mu.Unlock()
+		unlock()
 		return nil, ErrClosed
 	}
-	return g.mu.Unlock, nil
+	return unlock, nil
 }
 
 // Close waits for the running operations, closes the gate and runs release
