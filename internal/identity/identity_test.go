@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -76,24 +74,6 @@ func sharedSigner(t *testing.T) *Signer {
 		t.Fatal(err)
 	}
 	return sg
-}
-
-func writeFile(t *testing.T, dir, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func certPEM(t *testing.T, sg *Signer, form string) []byte {
-	t.Helper()
-	c, err := sg.Certificate(form)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 }
 
 func TestSignatureBodiesHaveEC2Layout(t *testing.T) {

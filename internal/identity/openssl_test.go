@@ -5,9 +5,11 @@ package identity
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -154,4 +156,22 @@ func TestOpenSSLVerifiesWithTheCombinedCertificateFile(t *testing.T) {
 	if out, err := runOpenSSL(t, "smime", "-verify", "-in", in, "-inform", "PEM", "-certfile", all, "-noverify"); err != nil || string(out) != document {
 		t.Fatalf("verify with the combined file: %q, %v", out, err)
 	}
+}
+
+func writeFile(t *testing.T, dir, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func certPEM(t *testing.T, sg *Signer, form string) []byte {
+	t.Helper()
+	c, err := sg.Certificate(form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
 }
