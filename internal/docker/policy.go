@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -94,14 +95,8 @@ func (p *Policy) Allowed(role, image string, labels map[string]string) bool {
 }
 
 func (r Rule) selects(image string, labels map[string]string) bool {
-	if len(r.Images) > 0 {
-		ok := matchAny(r.Images, image)
-		if !ok && !hasTag(image) {
-			ok = matchAny(r.Images, image+":latest")
-		}
-		if !ok {
-			return false
-		}
+	if len(r.Images) > 0 && !slices.ContainsFunc(r.Images, func(p string) bool { return matchImage(p, image) }) {
+		return false
 	}
 	for k, want := range r.Labels {
 		v, ok := labels[k]
@@ -119,6 +114,19 @@ func matchAny(patterns []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// matchImage matches an image reference against a pattern, taking a
+// reference or pattern without a tag to mean ":latest".
+func matchImage(pattern, image string) bool {
+	if !hasTag(pattern) {
+		pattern += ":latest"
+	}
+	if !hasTag(image) {
+		image += ":latest"
+	}
+	ok, _ := path.Match(pattern, image)
+	return ok
 }
 
 // hasTag reports whether an image reference names a tag or digest.
