@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 
+	"github.com/frontdesk-imds/frontdesk/internal/config"
 	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 )
@@ -51,7 +52,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Policy is the operator's allow-list and defaults; nil is the zero
 	// Policy (no roles).
-	Policy *Policy
+	Policy *config.Docker
 	// HostID places the instances (fleet mode).
 	HostID string
 	// Signals, when set, is told about starts and reconciles.
@@ -86,7 +87,7 @@ func New(api API, sink Sink, opts Options) *Source {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Policy == nil {
-		opts.Policy = &Policy{}
+		opts.Policy = &config.Docker{}
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = 5 * time.Second

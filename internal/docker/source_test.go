@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/network"
 
+	"github.com/frontdesk-imds/frontdesk/internal/config"
 	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 	"github.com/frontdesk-imds/frontdesk/internal/memstore"
@@ -165,7 +166,7 @@ type harness struct {
 	recons chan int
 }
 
-func newHarness(t *testing.T, policy *Policy) *harness {
+func newHarness(t *testing.T, policy *config.Docker) *harness {
 	t.Helper()
 	st := memstore.New()
 	t.Cleanup(func() { st.Close() })
@@ -219,7 +220,7 @@ func (h *harness) eventually(what string, cond func() bool) {
 func iid(c string) string { id, _ := InstanceID(c); return id }
 
 func TestSourceFollowsContainers(t *testing.T) {
-	h := newHarness(t, &Policy{Allow: []Rule{{Roles: []string{"app-role"}, Images: []string{"app"}}}})
+	h := newHarness(t, &config.Docker{Allow: []config.DockerRule{{Roles: []string{"app-role"}, Images: []string{"app"}}}})
 	a, b := cid(1), cid(2)
 	h.d.run(a, "web", "app", map[string]string{LabelProfile: "app-role", "frontdesk.tags.team": "blue"}, "t1", "203.0.113.10", "2001:db8::10")
 	h.start()
@@ -240,7 +241,7 @@ func TestSourceFollowsContainers(t *testing.T) {
 	if v, _ := in.TagValue(TagName); v != "web" {
 		t.Fatalf("Name tag %+v", in.Tags)
 	}
-	if in.MetadataOptions.HttpPutResponseHopLimit != DefaultHopLimit || in.MetadataOptions.HttpProtocolIPv6 != imds.Enabled {
+	if in.MetadataOptions.HttpPutResponseHopLimit != config.DefaultDockerHopLimit || in.MetadataOptions.HttpProtocolIPv6 != imds.Enabled {
 		t.Fatalf("options %+v", in.MetadataOptions)
 	}
 	h.sig.mu.Lock()
@@ -322,7 +323,7 @@ func TestSourceIPReuseWithMissedEvents(t *testing.T) {
 }
 
 func TestSourceRefusals(t *testing.T) {
-	h := newHarness(t, &Policy{Allow: []Rule{{Roles: []string{"ci-*"}, Labels: map[string]string{"ci": "true"}}}})
+	h := newHarness(t, &config.Docker{Allow: []config.DockerRule{{Roles: []string{"ci-*"}, Labels: map[string]string{"ci": "true"}}}})
 	host, off, norole, none := cid(1), cid(2), cid(3), cid(4)
 	h.d.run(host, "host", "img", nil, "t1")
 	c := h.d.containers[host]
@@ -358,7 +359,7 @@ func TestPlanLabels(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
 	}
-	p := &Policy{UserDataDir: dir, HTTPTokens: "optional", HopLimit: 2}
+	p := &config.Docker{UserDataDir: dir, HTTPTokens: "optional", HopLimit: 2}
 	mk := func(labels map[string]string) plan {
 		d := newFakeDocker()
 		d.run(cid(9), "x", "img", labels, "t1", "203.0.113.9")
@@ -390,38 +391,5 @@ func TestPlanLabels(t *testing.T) {
 	c := planFor(d.containers[cid(9)], p, "host-a")
 	if a.fingerprint != b.fingerprint || a.fingerprint == c.fingerprint {
 		t.Fatalf("fingerprints %s %s %s", a.fingerprint, b.fingerprint, c.fingerprint)
-	}
-}
-
-func TestPolicy(t *testing.T) {
-	p := &Policy{Allow: []Rule{
-		{Roles: []string{"app-role"}, Images: []string{"registry.example.com/app:*", "busybox"}},
-		{Roles: []string{"ci-*"}, Labels: map[string]string{"ci": "*"}},
-	}}
-	for _, c := range []struct {
-		role, image string
-		labels      map[string]string
-		want        bool
-	}{
-		{"app-role", "registry.example.com/app:1.2", nil, true},
-		{"app-role", "busybox", nil, true},
-		{"app-role", "busybox:latest", nil, true},
-		{"app-role", "busybox:1.36", nil, false},
-		{"app-role", "evil/app:1", nil, false},
-		{"ci-build", "anything", map[string]string{"ci": "yes"}, true},
-		{"ci-build", "anything", nil, false},
-		{"admin", "busybox", map[string]string{"ci": "yes"}, false},
-	} {
-		if got := p.Allowed(c.role, c.image, c.labels); got != c.want {
-			t.Errorf("Allowed(%s, %s, %v) = %v", c.role, c.image, c.labels, got)
-		}
-	}
-	if (&Policy{}).Allowed("any", "img", nil) {
-		t.Error("the zero policy granted a role")
-	}
-	for _, bad := range []Policy{{HopLimit: 65}, {HTTPTokens: "no"}, {UserDataDir: "rel"}, {Allow: []Rule{{}}}, {Allow: []Rule{{Roles: []string{"["}}}}} {
-		if err := bad.Validate("docker"); err == nil {
-			t.Errorf("%+v validated", bad)
-		}
 	}
 }

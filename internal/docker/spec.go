@@ -14,6 +14,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 
+	"github.com/frontdesk-imds/frontdesk/internal/config"
 	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 )
@@ -65,7 +66,7 @@ type plan struct {
 
 // planFor decides what a container's instance is. It reads user-data files
 // but nothing else outside the container's description.
-func planFor(c container.InspectResponse, p *Policy, hostID string) plan {
+func planFor(c container.InspectResponse, p *config.Docker, hostID string) plan {
 	pl := plan{}
 	if c.ContainerJSONBase == nil {
 		pl.skip = "no container description"
@@ -158,7 +159,7 @@ func planFor(c container.InspectResponse, p *Policy, hostID string) plan {
 	}
 	hop := p.HopLimit
 	if hop == 0 {
-		hop = DefaultHopLimit
+		hop = config.DefaultDockerHopLimit
 	}
 	if v, ok := labels[LabelHopLimit]; ok {
 		if n, err := strconv.Atoi(v); err == nil && n >= 1 && n <= 64 {
