@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -370,8 +371,8 @@ func (e *dockerEnv) buildImage() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if out := dkRun(e.t, "file", "-L", bb); !strings.Contains(out, "statically linked") {
-		e.t.Fatalf("%s is not static (install busybox-static): %s", bb, out)
+	if !staticELF(e.t, bb) {
+		e.t.Fatalf("%s is dynamically linked: install busybox-static", bb)
 	}
 	data, err := os.ReadFile(bb)
 	if err != nil {
@@ -401,6 +402,22 @@ func (e *dockerEnv) buildImage() {
 	if err := tar.Wait(); err != nil {
 		e.t.Fatal(err)
 	}
+}
+
+// staticELF reports whether an executable needs no dynamic loader.
+func staticELF(t *testing.T, path string) bool {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false
+		}
+	}
+	return true
 }
 
 func dkBuild(t *testing.T, dir string) string {
@@ -740,18 +757,25 @@ func TestDockerContainersAsInstances(t *testing.T) {
 		const n, workers = 200, 4
 		var wg sync.WaitGroup
 		var mu sync.Mutex
-		ok, failures := 0, []string{}
+		ok, failures, wrong := 0, []string{}, []string{}
 		jobs := make(chan int)
 		start := time.Now()
 		for range workers {
 			wg.Go(func() {
-				for range jobs {
-					out, err := e.dockerErr("run", "--rm", "--network", "fdnet", dockerTestImage, "/imdsc", "first", "meta-data/instance-id")
+				for i := range jobs {
+					cidFile := filepath.Join(e.dir, fmt.Sprintf("churn-%d.cid", i))
+					out, err := e.dockerErr("run", "--rm", "--cidfile", cidFile, "--network", "fdnet", dockerTestImage, "/imdsc", "first", "meta-data/instance-id")
+					cid, _ := os.ReadFile(cidFile)
 					g := parseGuest(out)
+					got := g.gets["meta-data/instance-id"]
 					mu.Lock()
-					if err == nil && g.putStatus == "200" && strings.HasPrefix(g.gets["meta-data/instance-id"], "200 i-") {
+					switch {
+					case len(cid) >= 17 && strings.HasPrefix(got, "200 ") && got != "200 "+instanceIDOf(string(cid)):
+						// The one thing that must never happen, under any load.
+						wrong = append(wrong, fmt.Sprintf("container %.12s read %s", cid, got))
+					case err == nil && g.putStatus == "200" && got == "200 "+instanceIDOf(string(cid)):
 						ok++
-					} else if len(failures) < 5 {
+					case len(failures) < 5:
 						failures = append(failures, fmt.Sprintf("%v: %s", err, out))
 					}
 					mu.Unlock()
@@ -764,6 +788,9 @@ func TestDockerContainersAsInstances(t *testing.T) {
 		close(jobs)
 		wg.Wait()
 		t.Logf("%d short-lived containers in %s, %d first calls served", n, time.Since(start).Round(time.Millisecond), ok)
+		if len(wrong) > 0 {
+			t.Errorf("containers served another instance's identity: %v", wrong)
+		}
 		if ok != n {
 			t.Fatalf("%d of %d containers got their token and instance id on the first call; failures: %v", ok, n, failures)
 		}

@@ -323,7 +323,8 @@ func (h *Handler) caller(r *http.Request) *Guest {
 	if err != nil {
 		return nil
 	}
-	if g := h.snap().Guest(ap.Addr()); g != nil || h.wait == nil {
+	g := h.snap().Guest(ap.Addr())
+	if h.wait == nil || (g != nil && !h.wait.Revoked(g.Instance)) {
 		return g
 	}
 	return h.wait.Wait(r.Context(), ap.Addr(), h.snap)

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/frontdesk-imds/frontdesk/internal/imds"
 )
 
 // Outcomes of a wait for an unknown caller (PendingOptions.OnWait).
@@ -53,6 +55,12 @@ type Pending struct {
 
 	armed   atomic.Int64 // unix nanoseconds until which some signal may be valid
 	waiters atomic.Int64
+
+	// revoked holds instance id → launch generation of workloads a source
+	// has seen end but the snapshot may still serve; nRevoked counts them,
+	// so that the common case costs one atomic load.
+	revoked  sync.Map
+	nRevoked atomic.Int64
 
 	mu      sync.Mutex
 	expect  map[netip.Addr]time.Time // address → valid until
@@ -111,6 +119,27 @@ func (p *Pending) Withdraw(addrs ...netip.Addr) {
 	p.wake()
 }
 
+// Revoke says that the workload of this instance and launch generation has
+// ended: until the snapshot drops (or relaunches) it, a request from its
+// addresses is treated as unknown rather than answered as that instance.
+// The address may already belong to a new workload that is not written
+// yet; it must never be served the old instance's tokens or credentials.
+func (p *Pending) Revoke(instanceID string, generation uint64) {
+	if _, loaded := p.revoked.Swap(instanceID, generation); !loaded {
+		p.nRevoked.Add(1)
+	}
+	p.arm(p.opts.Now().Add(p.opts.Window))
+}
+
+// Revoked reports whether g's instance was revoked (see Revoke).
+func (p *Pending) Revoked(in *imds.Instance) bool {
+	if p.nRevoked.Load() == 0 {
+		return false
+	}
+	gen, ok := p.revoked.Load(in.InstanceID)
+	return ok && gen.(uint64) == in.Generation
+}
+
 // Begin says that a reconcile (or a workload start whose addresses are not
 // known yet) is in flight: until the returned function is called, any
 // unknown caller waits. Call Expect for the addresses found before calling
@@ -138,6 +167,16 @@ func (p *Pending) Begin() (done func()) {
 // Published tells waiting requests that s is now served; expected
 // addresses that s holds are forgotten.
 func (p *Pending) Published(s *Snapshot) {
+	if p.nRevoked.Load() > 0 {
+		p.revoked.Range(func(k, v any) bool {
+			if g := s.GuestByID(k.(string)); g == nil || g.Instance.Generation != v.(uint64) {
+				if p.revoked.CompareAndDelete(k, v) {
+					p.nRevoked.Add(-1)
+				}
+			}
+			return true
+		})
+	}
 	if p.armed.Load() < p.opts.Now().UnixNano() {
 		return // nobody can be waiting
 	}
@@ -203,7 +242,7 @@ func (p *Pending) Wait(ctx context.Context, addr netip.Addr, snap func() *Snapsh
 		p.mu.Unlock()
 		// Look at the snapshot after taking ch: a snapshot published from
 		// here on closes ch, so none is missed.
-		if g := snap().Guest(addr); g != nil {
+		if g := snap().Guest(addr); g != nil && !p.Revoked(g.Instance) {
 			if timer != nil {
 				p.report(WaitFound, start)
 			}

@@ -245,3 +245,40 @@ func TestPendingRequestCancelled(t *testing.T) {
 		t.Fatalf("outcomes %v", o)
 	}
 }
+
+func TestPendingRevokedInstanceIsNeverServedToTheNextWorkload(t *testing.T) {
+	old := testInstance("i-0000000000000000e", "203.0.113.70", imds.Required)
+	p, src, h, _ := pendingPlane(t, PendingOptions{MaxWait: time.Hour}, old)
+	if c, tok := putToken(h, "203.0.113.70"); c != http.StatusOK || tok == "" {
+		t.Fatalf("before: %d", c)
+	}
+	// The workload ended; its instance is still in the snapshot.
+	p.Revoke(old.InstanceID, old.Generation)
+	if c, _ := putToken(h, "203.0.113.70"); c != http.StatusNotFound {
+		t.Fatalf("a revoked instance answered: %d", c)
+	}
+	// A new workload takes the address: its caller waits for its own
+	// instance, not the old one still in the snapshot.
+	p.Expect(netip.MustParseAddr("203.0.113.70"))
+	res := make(chan string, 1)
+	go func() { _, tok := putToken(h, "203.0.113.70"); res <- tok }()
+	waitForWaiters(t, p, 1)
+	next := testInstance("i-0000000000000000f", "203.0.113.70", imds.Required)
+	src.publish(next)
+	tok := <-res
+	if _, err := (fakeTokens{}).Verify(tok, next.InstanceID, next.Generation, testNow); err != nil {
+		t.Fatalf("token %q is not the new instance's: %v", tok, err)
+	}
+	// The revocation is gone with the instance; a relaunch of the same id
+	// under a new generation is served at once.
+	if n := p.nRevoked.Load(); n != 0 {
+		t.Fatalf("%d revocations left", n)
+	}
+	p.Revoke(next.InstanceID, next.Generation)
+	again := testInstance("i-0000000000000000f", "203.0.113.70", imds.Required)
+	again.Generation = 8
+	src.publish(again)
+	if c, _ := putToken(h, "203.0.113.70"); c != http.StatusOK {
+		t.Fatalf("a new generation of a revoked instance: %d", c)
+	}
+}

@@ -45,6 +45,7 @@ type Signals interface {
 	Expect(addrs ...netip.Addr)
 	Withdraw(addrs ...netip.Addr)
 	Begin() (done func())
+	Revoke(instanceID string, generation uint64)
 }
 
 // Options are the optional knobs of a Source.
@@ -78,7 +79,13 @@ type Source struct {
 	mu       sync.Mutex
 	warned   map[string]string // container id → last warning logged (log once)
 	flights  map[string]func() // container id → Signals flight of a start in progress
-	launched map[string]string // instance id → fingerprint, as last written or read
+	launched map[string]launched // live instances, as last written or read
+}
+
+// launched is what the source knows of a live instance it wrote.
+type launched struct {
+	fingerprint string
+	generation  uint64
 }
 
 // New returns a source; Run starts it.
@@ -93,7 +100,7 @@ func New(api API, sink Sink, opts Options) *Source {
 		opts.MaxBackoff = 5 * time.Second
 	}
 	return &Source{api: api, sink: sink, opts: opts, log: opts.Logger,
-		warned: map[string]string{}, flights: map[string]func(){}, launched: map[string]string{}}
+		warned: map[string]string{}, flights: map[string]func(){}, launched: map[string]launched{}}
 }
 
 // TLSFiles are the client certificate files of a tcp:// daemon.
@@ -151,25 +158,72 @@ func (s *Source) session(ctx context.Context, connected func()) error {
 	// Subscribe first, then list: an event that happens during the listing
 	// is queued and applied after it (applying it twice is harmless).
 	msgs, errs := s.api.Events(sctx, events.ListOptions{Filters: f})
+	// The reader keeps up with the stream whatever the store's speed: it
+	// revokes ended workloads and opens start flights at once, so that an
+	// address handed from a dead container to a new one is never served
+	// as the old instance while the writes catch up.
+	queue := make(chan events.Message, eventQueue)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(queue)
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case err := <-errs:
+				if err == nil {
+					err = errors.New("event stream closed")
+				}
+				readErr <- err
+				return
+			case m, ok := <-msgs:
+				if !ok {
+					readErr <- errors.New("event stream closed")
+					return
+				}
+				s.early(m)
+				select {
+				case queue <- m:
+				case <-sctx.Done():
+					return
+				}
+			}
+		}
+	}()
 	if err := s.Reconcile(sctx); err != nil {
 		return err
 	}
 	connected()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-errs:
-			if err == nil {
-				err = errors.New("event stream closed")
-			}
-			return err
-		case m, ok := <-msgs:
-			if !ok {
-				return errors.New("event stream closed")
-			}
-			s.handle(sctx, m)
+	for m := range queue {
+		s.handle(sctx, m)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return <-readErr
+}
+
+// eventQueue bounds the events read ahead of the writes.
+const eventQueue = 4096
+
+// early is what an event changes before it is applied: a container that
+// died is revoked in the data plane, and a container joining a network
+// (which it does just before its process starts) opens a flight.
+func (s *Source) early(m events.Message) {
+	switch {
+	case m.Type == events.ContainerEventType && (m.Action == events.ActionDie || m.Action == events.ActionDestroy):
+		id, ok := InstanceID(m.Actor.ID)
+		if !ok || s.opts.Signals == nil {
+			return
 		}
+		s.mu.Lock()
+		l, live := s.launched[id]
+		s.mu.Unlock()
+		if live {
+			s.opts.Signals.Revoke(id, l.generation)
+		}
+	case m.Type == events.NetworkEventType && m.Action == events.ActionConnect:
+		s.beginFlight(m.Actor.Attributes["container"])
 	}
 }
 
@@ -181,8 +235,7 @@ func (s *Source) handle(ctx context.Context, m events.Message) {
 	switch m.Type {
 	case events.ContainerEventType:
 		switch m.Action {
-		case events.ActionStart, events.ActionRestart, events.ActionDie, events.ActionStop, events.ActionKill,
-			events.ActionDestroy, events.ActionUnPause:
+		case events.ActionStart, events.ActionRestart, events.ActionDie, events.ActionDestroy, events.ActionUnPause:
 		default:
 			return
 		}
@@ -192,12 +245,6 @@ func (s *Source) handle(ctx context.Context, m events.Message) {
 			return
 		}
 		cid = m.Actor.Attributes["container"]
-		if m.Action == events.ActionConnect {
-			// The network is joined before the container's process
-			// starts: from now on, an unknown caller may be this
-			// container, so it waits for the start to be applied.
-			s.beginFlight(cid)
-		}
 	default:
 		return
 	}
@@ -206,6 +253,14 @@ func (s *Source) handle(ctx context.Context, m events.Message) {
 	}
 	if s.opts.OnEvent != nil {
 		s.opts.OnEvent(string(m.Action))
+	}
+	if m.Type == events.ContainerEventType && m.Action == events.ActionDie {
+		// Not running any more, whatever comes next (a restart brings a
+		// start event): no need to ask the daemon.
+		if id, ok := InstanceID(cid); ok {
+			s.retire(ctx, id, false)
+		}
+		return
 	}
 	s.sync(ctx, cid, m.Action == events.ActionDestroy)
 }
@@ -258,7 +313,6 @@ func (s *Source) sync(ctx context.Context, cid string, destroyed bool) {
 	if pl.launch == nil && pl.skip == "not running" && c.State != nil && (c.State.Status == container.StateCreated || c.State.Restarting) {
 		// Connected to its networks but not started yet: the flight stays
 		// open until its start event.
-		s.retire(ctx, id, false)
 		return
 	}
 	s.apply(ctx, pl)
@@ -273,7 +327,8 @@ func (s *Source) apply(ctx context.Context, pl plan) bool {
 		return false
 	}
 	s.mu.Lock()
-	same := s.launched[pl.instanceID] == pl.fingerprint
+	l, ok := s.launched[pl.instanceID]
+	same := ok && l.fingerprint == pl.fingerprint
 	s.mu.Unlock()
 	if same {
 		return true
@@ -299,7 +354,7 @@ func (s *Source) apply(ctx context.Context, pl plan) bool {
 		return false
 	}
 	s.mu.Lock()
-	s.launched[pl.instanceID] = pl.fingerprint
+	s.launched[pl.instanceID] = launched{fingerprint: pl.fingerprint, generation: in.Generation}
 	s.mu.Unlock()
 	s.log.Info("docker: container launched as an instance", "container", short(pl.containerID), "instance", in.InstanceID,
 		"addresses", strings.Join(in.Addresses(), ","), "role", li.Profile)
@@ -313,6 +368,9 @@ func (s *Source) retire(ctx context.Context, id string, forget bool) {
 	_, known := s.launched[id]
 	delete(s.launched, id)
 	s.mu.Unlock()
+	if !known && !forget {
+		return // nothing live to end: no write
+	}
 	err := s.sink.Terminate(ctx, id)
 	switch {
 	case err == nil:
@@ -340,7 +398,7 @@ func (s *Source) retireStaleHolders(ctx context.Context, pl plan) {
 		want[a.String()] = true
 	}
 	ins, err := s.sink.Instances(ctx, func(in *imds.Instance) bool {
-		if !in.Live() || in.InstanceID == pl.instanceID {
+		if !in.Live() || in.InstanceID == pl.instanceID || in.Placement.HostID != s.opts.HostID {
 			return false
 		}
 		if _, ok := in.TagValue(TagContainerID); !ok {
@@ -362,6 +420,9 @@ func (s *Source) retireStaleHolders(ctx context.Context, pl plan) {
 		if err == nil && c.ContainerJSONBase != nil && c.State != nil && c.State.Running {
 			continue // really running: a genuine conflict
 		}
+		s.mu.Lock()
+		s.launched[in.InstanceID] = launched{generation: in.Generation} // known live: retire writes
+		s.mu.Unlock()
 		s.retire(ctx, in.InstanceID, cerrdefs.IsNotFound(err))
 	}
 }
@@ -404,9 +465,11 @@ func (s *Source) Reconcile(ctx context.Context) error {
 		}
 		plans = append(plans, pl)
 	}
+	// Only this host's containers: in fleet mode other nodes follow
+	// their own daemons.
 	stored, err := s.sink.Instances(ctx, func(in *imds.Instance) bool {
 		_, ok := in.TagValue(TagContainerID)
-		return ok
+		return ok && in.Placement.HostID == s.opts.HostID
 	})
 	if err != nil {
 		return fmt.Errorf("docker: read instances: %w", err)
@@ -422,7 +485,7 @@ func (s *Source) Reconcile(ctx context.Context) error {
 	clear(s.launched)
 	for _, in := range stored {
 		if fp, _ := in.TagValue(TagLaunch); in.Live() && fp != "" {
-			s.launched[in.InstanceID] = fp
+			s.launched[in.InstanceID] = launched{fingerprint: fp, generation: in.Generation}
 		}
 	}
 	s.mu.Unlock()

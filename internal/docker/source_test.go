@@ -135,6 +135,16 @@ type recSignals struct {
 	mu       sync.Mutex
 	expected []netip.Addr
 	open     int
+	revoked  map[string]uint64
+}
+
+func (r *recSignals) Revoke(id string, gen uint64) {
+	r.mu.Lock()
+	if r.revoked == nil {
+		r.revoked = map[string]uint64{}
+	}
+	r.revoked[id] = gen
+	r.mu.Unlock()
 }
 
 func (r *recSignals) Expect(a ...netip.Addr) {
@@ -266,6 +276,12 @@ func TestSourceFollowsContainers(t *testing.T) {
 	h.d.stop(a)
 	h.d.emit(events.ContainerEventType, events.ActionDie, a, nil)
 	h.eventually("a terminated", func() bool { return h.instance(iid(a)).State == imds.StateTerminated })
+	h.sig.mu.Lock()
+	rev, ok := h.sig.revoked[iid(a)]
+	h.sig.mu.Unlock()
+	if !ok || rev != gen {
+		t.Fatalf("the died container's generation %d was not revoked in the data plane (%v)", gen, h.sig.revoked)
+	}
 	h.d.run(a, "web", "app", map[string]string{LabelProfile: "app-role"}, "t2", "203.0.113.10")
 	h.d.emit(events.ContainerEventType, events.ActionStart, a, nil)
 	h.eventually("a relaunched", func() bool { in := h.instance(iid(a)); return in.Live() && in.Generation != gen })
@@ -391,5 +407,25 @@ func TestPlanLabels(t *testing.T) {
 	c := planFor(d.containers[cid(9)], p, "host-a")
 	if a.fingerprint != b.fingerprint || a.fingerprint == c.fingerprint {
 		t.Fatalf("fingerprints %s %s %s", a.fingerprint, b.fingerprint, c.fingerprint)
+	}
+}
+
+func TestSourceLeavesOtherHostsAlone(t *testing.T) {
+	h := newHarness(t, nil)
+	h.src.opts.HostID = "me"
+	other := cid(7)
+	if _, err := h.cp.Launch(context.Background(), controlplane.LaunchInput{InstanceID: iid(other), HostID: "them",
+		Interfaces: []controlplane.LaunchInterface{{IPv4: []netip.Addr{netip.MustParseAddr("192.0.2.7")}}},
+		Tags:       []imds.Tag{{Key: TagContainerID, Value: other}, {Key: TagLaunch, Value: "x"}}}); err != nil {
+		t.Fatal(err)
+	}
+	mine := cid(8)
+	h.d.run(mine, "mine", "img", nil, "t1", "192.0.2.8")
+	h.start()
+	if in := h.instance(iid(other)); in == nil || !in.Live() {
+		t.Fatalf("another host's container instance was retired: %+v", in)
+	}
+	if in := h.instance(iid(mine)); in == nil || in.Placement.HostID != "me" {
+		t.Fatalf("this host's container: %+v", in)
 	}
 }
