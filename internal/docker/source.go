@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -77,8 +78,8 @@ type Source struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	warned   map[string]string // container id → last warning logged (log once)
-	flights  map[string]func() // container id → Signals flight of a start in progress
+	warned   map[string]string   // container id → last warning logged (log once)
+	flights  map[string]func()   // container id → Signals flight of a start in progress
 	launched map[string]launched // live instances, as last written or read
 }
 
@@ -195,7 +196,20 @@ func (s *Source) session(ctx context.Context, connected func()) error {
 	}
 	connected()
 	for m := range queue {
-		s.handle(sctx, m)
+		batch := []events.Message{m}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case next, ok := <-queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, next)
+			default:
+				break drain
+			}
+		}
+		s.handleBatch(sctx, batch)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -203,8 +217,12 @@ func (s *Source) session(ctx context.Context, connected func()) error {
 	return <-readErr
 }
 
-// eventQueue bounds the events read ahead of the writes.
-const eventQueue = 4096
+// eventQueue bounds the events read ahead of the writes; maxBatch the
+// events applied together.
+const (
+	eventQueue = 4096
+	maxBatch   = 512
+)
 
 // early is what an event changes before it is applied: a container that
 // died is revoked in the data plane, and a container joining a network
@@ -227,42 +245,75 @@ func (s *Source) early(m events.Message) {
 	}
 }
 
-// handle applies one event. Every event is answered by looking at the
-// container as it is now (level-triggered), so a late or repeated event
-// does no harm.
-func (s *Source) handle(ctx context.Context, m events.Message) {
+// handleBatch applies the events read so far. Every container is looked at
+// once, as it is now (level-triggered), however many of its events are
+// queued, so a late or repeated event does no harm and a backlog costs one
+// look per container rather than one per event. Containers that are
+// starting go first: their first calls are waiting.
+func (s *Source) handleBatch(ctx context.Context, batch []events.Message) {
+	type work struct {
+		cid                string
+		destroyed, started bool
+	}
+	var order []*work
+	by := map[string]*work{}
+	for _, m := range batch {
+		cid, ok := containerOf(m)
+		if !ok {
+			continue
+		}
+		if s.opts.OnEvent != nil {
+			s.opts.OnEvent(string(m.Action))
+		}
+		w := by[cid]
+		if w == nil {
+			w = &work{cid: cid}
+			by[cid] = w
+			order = append(order, w)
+		}
+		switch m.Action {
+		case events.ActionDestroy:
+			w.destroyed = true
+		case events.ActionStart, events.ActionRestart, events.ActionConnect, events.ActionUnPause:
+			w.started = true
+		}
+	}
+	slices.SortStableFunc(order, func(a, b *work) int {
+		ua, ub := a.started && !a.destroyed, b.started && !b.destroyed
+		switch {
+		case ua && !ub:
+			return -1
+		case ub && !ua:
+			return 1
+		}
+		return 0
+	})
+	for _, w := range order {
+		s.sync(ctx, w.cid, w.destroyed)
+	}
+}
+
+// containerOf returns the container an event is about, if it is one the
+// source follows.
+func containerOf(m events.Message) (string, bool) {
 	var cid string
 	switch m.Type {
 	case events.ContainerEventType:
 		switch m.Action {
 		case events.ActionStart, events.ActionRestart, events.ActionDie, events.ActionDestroy, events.ActionUnPause:
 		default:
-			return
+			return "", false
 		}
 		cid = m.Actor.ID
 	case events.NetworkEventType:
 		if m.Action != events.ActionConnect && m.Action != events.ActionDisconnect {
-			return
+			return "", false
 		}
 		cid = m.Actor.Attributes["container"]
 	default:
-		return
+		return "", false
 	}
-	if cid == "" {
-		return
-	}
-	if s.opts.OnEvent != nil {
-		s.opts.OnEvent(string(m.Action))
-	}
-	if m.Type == events.ContainerEventType && m.Action == events.ActionDie {
-		// Not running any more, whatever comes next (a restart brings a
-		// start event): no need to ask the daemon.
-		if id, ok := InstanceID(cid); ok {
-			s.retire(ctx, id, false)
-		}
-		return
-	}
-	s.sync(ctx, cid, m.Action == events.ActionDestroy)
+	return cid, cid != ""
 }
 
 func (s *Source) beginFlight(cid string) {
