@@ -697,6 +697,36 @@ func TestDockerContainersAsInstances(t *testing.T) {
 		e.docker("rm", "-f", a)
 	})
 
+	t.Run("host-network containers get no identity", func(t *testing.T) {
+		e.t = t
+		// The namespace is the host here: its only addresses are loopback
+		// and 169.254.169.254 itself, so this stays inside it too.
+		e.checkContained()
+		name := "hostnet-" + fmt.Sprint(time.Now().UnixNano())
+		out := e.docker("run", "--name", name, "--network", "host", dockerTestImage, "/imdsc", "first", "meta-data/instance-id")
+		if g := parseGuest(out); g.putStatus != "404" {
+			t.Fatalf("a host-network container got an answer: %q", out)
+		}
+		cid := e.docker("inspect", "-f", "{{.Id}}", name)
+		if _, ok := e.instances()[instanceIDOf(cid)]; ok {
+			t.Fatal("a host-network container got an instance")
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(e.fdLog.String(), "container refused an identity") == 0 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		e.docker("start", "-a", name) // a second run: no second log line
+		e.docker("rm", name)
+		// A container started after it: once its instance is there, the
+		// source has looked at everything before it.
+		marker := e.docker("run", "-d", "--network", "fdnet", dockerTestImage, "sleep", "60")
+		e.waitInstance("the marker container", func(all map[string]instanceView) bool { return all[instanceIDOf(marker)].State == "running" })
+		e.docker("rm", "-f", marker)
+		if n := strings.Count(e.fdLog.String(), "container refused an identity"); n != 1 {
+			t.Fatalf("the refusal was logged %d times, want once:\n%s", n, tail(e.fdLog.String(), 2000))
+		}
+	})
+
 	t.Run("IP reuse is a new instance and the old token gets nothing", func(t *testing.T) {
 		e.t = t
 		a := e.docker("run", "-d", "--network", "fdnet", "--ip", "203.0.113.20", dockerTestImage,
