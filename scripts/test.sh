@@ -20,7 +20,9 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v cloud-init >/dev/null 2>&1 || need+=(cloud-init)
-command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: missing ${need[*]}; run as root or install them: apt-get install ${need[*]}" >&2
@@ -28,6 +30,12 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   echo "== installing ${need[*]}"
   apt-get update -qq
+  # Start no service while installing (docker.io would start a
+  # machine-wide dockerd): the Docker tests start their own, in a namespace.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 

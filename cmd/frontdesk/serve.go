@@ -58,6 +58,7 @@ type serveConfig struct {
 	serveAll      bool
 
 	region, accountID string // empty: the config file's, else the defaults (serve_region.go)
+	docker        dockerFlags
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
@@ -87,6 +88,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&c.limits.Burst, "rate-burst", 0, "requests one instance may make at once above the rate (default: one second's worth)")
 	fs.IntVar(&c.limits.MaxConnsPerInstance, "max-conns-per-instance", 64, "open data-plane connections one instance may hold (0: unlimited)")
 	fs.IntVar(&c.maxTrees, "max-trees", dataplane.DefaultMaxTrees, "rendered metadata trees kept in memory (about 27 KB each); quiet instances' trees are rebuilt on demand")
+	c.docker.register(fs)
 	fs.IntVar(&c.maxSeries, "metrics-max-instances", metrics.DefaultMaxInstanceSeries, "instances that get their own no-token metric series; the rest share instance_id=\"_other\"")
 	if err := parseFlags(e, fs, serveUsage(fs), args); err != nil {
 		return err
@@ -232,6 +234,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 			}
 		}})
 	pending := newSnapshotQueue()
+	waits := newPending(mx)
 	follower := dataplane.NewFollower(store, dataplane.FollowerOptions{
 		Now:    now,
 		Logger: log,
@@ -247,6 +250,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		OnReload:     mx.StoreReload,
 		OnSnapshot: func(s *dataplane.Snapshot) {
 			mx.SnapshotApplied(s.Revision, s.Len(), s.ApplyLatency)
+			waits.Published(s)
 			// Credential bookkeeping runs on its own goroutine, so that the
 			// follower applies the next change at once.
 			pending.add(s)
@@ -259,7 +263,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	identityCreds := credentials.NewIdentity(now)
 	// The IPv4 and IPv6 handlers share the tree cache and the rate budgets.
 	dpOpts := dataplane.Options{Now: now, Logger: log, Observer: metrics.Observers(observers...),
-		RateLimiter: dataplane.NewRateLimiter(c.limits), Trees: dataplane.NewTreeCache(c.maxTrees)}
+		RateLimiter: dataplane.NewRateLimiter(c.limits), Trees: dataplane.NewTreeCache(c.maxTrees), Pending: waits}
 	dp := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher, identityCreds}, dpOpts)
 	dpOpts.IPv6Endpoint = true
 	dp6 := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher, identityCreds}, dpOpts)
@@ -361,6 +365,9 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 8)
 	wg.Go(func() { _ = follower.Run(runCtx) })
+	if err := startDocker(runCtx, &wg, c.docker, cfg, cp, waits, c.hostID, log); err != nil {
+		return err
+	}
 	wg.Go(func() {
 		for {
 			select {

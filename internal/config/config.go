@@ -22,6 +22,8 @@ const (
 	ProviderLocal  = "local"
 	ProviderStatic = "static"
 	ProviderSTS    = "sts"
+	// ProviderProfile serves a named profile of the host's AWS configuration.
+	ProviderProfile = "profile"
 )
 
 // Config is the whole file. Sections the file leaves out keep their zero
@@ -35,6 +37,8 @@ type Config struct {
 	Zones []string `yaml:"zones"`
 
 	Credentials Credentials `yaml:"credentials"`
+	// Docker is the policy for containers (serve --docker).
+	Docker Docker `yaml:"docker"`
 }
 
 // Credentials chooses where role credentials come from.
@@ -74,6 +78,11 @@ type Provider struct {
 	// Endpoint (sts) is an STS-compatible endpoint URL (a VPC endpoint, a
 	// test server).
 	Endpoint string `yaml:"endpoint"`
+	// Profile (profile, required) names a profile of the host's AWS
+	// configuration (~/.aws/config, AWS_CONFIG_FILE): SSO, assumed-role,
+	// credential_process or key profiles alike.
+	Profile string `yaml:"profile"`
+
 	// SourceIdentity (sts) passes the instance id as the session's source
 	// identity; the role's trust policy must allow sts:SetSourceIdentity.
 	SourceIdentity bool `yaml:"source_identity"`
@@ -145,6 +154,9 @@ func (c *Config) Validate() error {
 	if err := c.Credentials.Default.validate("credentials.default", false); err != nil {
 		return err
 	}
+	if err := c.Docker.Validate("docker"); err != nil {
+		return err
+	}
 	names := make([]string, 0, len(c.Credentials.Roles))
 	for name := range c.Credentials.Roles {
 		names = append(names, name)
@@ -180,18 +192,19 @@ func (p Provider) validate(key string, listed bool) error {
 	set := map[string]bool{
 		"lifetime": p.Lifetime != 0, "file": p.File != "", "role_arn": p.RoleArn != "",
 		"external_id": p.ExternalID != "", "duration": p.Duration != 0, "region": p.Region != "",
-		"endpoint": p.Endpoint != "", "source_identity": p.SourceIdentity,
+		"endpoint": p.Endpoint != "", "source_identity": p.SourceIdentity, "profile": p.Profile != "",
 	}
 	allowed := map[string][]string{
-		ProviderLocal:  {"lifetime"},
-		ProviderStatic: {"file"},
-		ProviderSTS:    {"role_arn", "external_id", "duration", "region", "endpoint", "source_identity"},
+		ProviderLocal:   {"lifetime"},
+		ProviderStatic:  {"file"},
+		ProviderSTS:     {"role_arn", "external_id", "duration", "region", "endpoint", "source_identity"},
+		ProviderProfile: {"profile", "lifetime", "endpoint"},
 	}
 	ok, known := allowed[kind]
 	if !known {
-		return fmt.Errorf("%s.provider: %q is not one of local, static, sts", key, p.Provider)
+		return fmt.Errorf("%s.provider: %q is not one of local, static, sts, profile", key, p.Provider)
 	}
-	for _, k := range []string{"lifetime", "file", "role_arn", "external_id", "duration", "region", "endpoint", "source_identity"} {
+	for _, k := range []string{"lifetime", "file", "role_arn", "external_id", "duration", "region", "endpoint", "source_identity", "profile"} {
 		if set[k] && !slices.Contains(ok, k) {
 			return fmt.Errorf("%s.%s: not used by provider %s", key, k, kind)
 		}
@@ -200,6 +213,18 @@ func (p Provider) validate(key string, listed bool) error {
 	case ProviderLocal:
 		if p.Lifetime != 0 && (p.Lifetime < 15*time.Minute || p.Lifetime > 36*time.Hour) {
 			return fmt.Errorf("%s.lifetime: %s is outside 15m to 36h", key, p.Lifetime)
+		}
+	case ProviderProfile:
+		switch {
+		case p.Profile == "":
+			return fmt.Errorf("%s.profile: required for provider profile", key)
+		case p.Lifetime != 0 && (p.Lifetime < 15*time.Minute || p.Lifetime > 36*time.Hour):
+			return fmt.Errorf("%s.lifetime: %s is outside 15m to 36h", key, p.Lifetime)
+		}
+		if p.Endpoint != "" {
+			if err := checkEndpoint(p.Endpoint); err != nil {
+				return fmt.Errorf("%s.endpoint: %w", key, err)
+			}
 		}
 	case ProviderStatic:
 		if p.File == "" {

@@ -116,6 +116,11 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"setting_of_another_provider", "credentials:\n  roles:\n    other: { provider: local, role_arn: 'arn:aws:iam::123456789012:role/x' }\n", "credentials.roles.other.role_arn: not used by provider local"},
 		{"invalid_role_name", "credentials:\n  roles:\n    'bad role': { provider: local }\n", "credentials.roles.bad role: not a valid IAM role name"},
 		{"local_lifetime_out_of_range", "credentials:\n  default: { lifetime: 1m }\n", "credentials.default.lifetime: "},
+		{"profile_without_name", "credentials:\n  default: { provider: profile }\n", "credentials.default.profile: required for provider profile"},
+		{"profile_with_role_arn", "credentials:\n  default: { provider: profile, profile: dev, role_arn: 'arn:aws:iam::123456789012:role/x' }\n", "credentials.default.role_arn: not used by provider profile"},
+		{"docker_bad_hop_limit", "docker:\n  hop_limit: 99\n", "docker.hop_limit: "},
+		{"docker_rule_without_roles", "docker:\n  allow:\n    - images: [busybox]\n", "docker.allow[0].roles: required"},
+		{"docker_unknown_key", "docker:\n  allow:\n    - roles: [x]\n      image: [busybox]\n", "unknown key image"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -52,6 +52,9 @@ type Options struct {
 	// Trees renders and keeps the instances' trees; nil makes a
 	// TreeCache of DefaultMaxTrees for this handler alone.
 	Trees *TreeCache
+	// Pending, when set, lets a caller the snapshot does not know yet wait
+	// briefly for it while a source is bringing its instance (see Pending).
+	Pending *Pending
 }
 
 // Handler is the 169.254.169.254 HTTP surface.
@@ -68,6 +71,7 @@ type Handler struct {
 	root   []byte   // the version listing at "/"
 	strays strayLog // sampled log of unknown callers
 	trees  *TreeCache
+	wait   *Pending
 	events sync.Pool                 // *RequestEvent
 	ttls   [maxTokenTTL + 1][]string // pre-formatted TTL header values
 }
@@ -133,7 +137,7 @@ func New(snap func() *Snapshot, tokens Tokens, signer Signer, creds Credentials,
 	if opts.RateLimiter == nil {
 		opts.RateLimiter = NewRateLimiter(opts.Limits)
 	}
-	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint, limit: opts.RateLimiter, root: mdtree.RootListing(), trees: opts.Trees}
+	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint, limit: opts.RateLimiter, root: mdtree.RootListing(), trees: opts.Trees, wait: opts.Pending}
 	for i := range h.ttls {
 		h.ttls[i] = []string{strconv.Itoa(i)}
 	}
@@ -319,7 +323,11 @@ func (h *Handler) caller(r *http.Request) *Guest {
 	if err != nil {
 		return nil
 	}
-	return h.snap().Guest(ap.Addr())
+	g := h.snap().Guest(ap.Addr())
+	if h.wait == nil || (g != nil && !h.wait.Revoked(g.Instance)) {
+		return g
+	}
+	return h.wait.Wait(r.Context(), ap.Addr(), h.snap)
 }
 
 // putToken answers PUT: only /latest/api/token mints a token (§2.2).
