@@ -257,6 +257,27 @@ func (r *Refresher) Wait(ctx context.Context, instanceID, role string) error {
 	}
 }
 
+// Refresh moves a target's next fetch to now (a forced rotation). It reports
+// false when the target is unknown or a fetch of it is already queued or in
+// flight, in which case that fetch serves the purpose.
+func (r *Refresher) Refresh(instanceID, role string) bool {
+	s := r.lookup(instanceID, role)
+	if s == nil {
+		return false
+	}
+	r.mu.Lock()
+	queued := s.index < 0
+	if !queued {
+		heap.Remove(&r.sched, s.index)
+		r.fresh = append(r.fresh, s)
+	}
+	r.mu.Unlock()
+	if !queued {
+		r.signal()
+	}
+	return !queued
+}
+
 // SetTargets replaces the desired set. Targets not in ts stop being served
 // at once; new ones (and ones whose AccountID or RoleArn changed) are queued
 // for an immediate fetch; unchanged ones keep their entries and schedule.
