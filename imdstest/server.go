@@ -214,7 +214,7 @@ func (s *Server) Calls() []Call {
 	return append([]Call(nil), s.calls...)
 }
 
-// Request records a call; it is the data plane's Observer hook.
+// observe records a call; it is the data plane's Observer hook.
 func (s *Server) observe(r *http.Request, ev *dataplane.RequestEvent) {
 	c := Call{Method: ev.Method, Status: ev.Status, Time: ev.Start}
 	if r != nil {
