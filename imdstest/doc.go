@@ -64,7 +64,7 @@
 // other languages' SDKs read AWS_EC2_METADATA_SERVICE_ENDPOINT (botocore
 // wants a trailing slash). For code that is not written in Go, run the
 // frontdesk binary instead: frontdesk serve --store memory --demo --listen
-// 127.0.0.1:0 prints its addresses.
+// 127.0.0.1:0 --api-listen 127.0.0.1:0 prints its addresses.
 //
 // The identity document's signatures (dynamic/instance-identity/signature,
 // pkcs7, rsa2048) need signing keys, which take a few seconds to generate;
