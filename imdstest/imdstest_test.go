@@ -315,3 +315,20 @@ func TestBadOptionsFailStart(t *testing.T) {
 		})
 	}
 }
+
+// The signing keys are made on the first request for a signature (the
+// signatures themselves are checked in internal/identity).
+func TestIdentityDocumentIsSigned(t *testing.T) {
+	t.Parallel()
+	s := imdstest.New(t)
+	tok := newToken(t, s, "300")
+	status, doc := get(t, s, "/latest/dynamic/instance-identity/document", tok)
+	if status != 200 || !strings.Contains(doc, `"instanceId" : "`+s.InstanceID()+`"`) {
+		t.Fatalf("document: %d %q", status, doc)
+	}
+	for _, form := range []string{"signature", "pkcs7", "rsa2048"} {
+		if status, body := get(t, s, "/latest/dynamic/instance-identity/"+form, tok); status != 200 || len(body) < 100 {
+			t.Errorf("%s: %d, %d bytes", form, status, len(body))
+		}
+	}
+}

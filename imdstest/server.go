@@ -233,14 +233,16 @@ func (f observerFunc) Request(r *http.Request, ev *dataplane.RequestEvent) { f(r
 
 // loopback are the callers a Server answers for: its instance's own address
 // is a documentation address no test can send from.
-var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+func loopback() []netip.Prefix {
+	return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+}
 
 // setHandler installs a data plane handler with the given rate limits. The
 // tree cache is shared, so a new handler renders nothing again.
 func (s *Server) setHandler(l dataplane.Limits) {
-	callers := make([]dataplane.CallerRange, len(loopback))
-	for i, p := range loopback {
-		callers[i] = dataplane.CallerRange{Prefix: p, InstanceID: s.id}
+	var callers []dataplane.CallerRange
+	for _, p := range loopback() {
+		callers = append(callers, dataplane.CallerRange{Prefix: p, InstanceID: s.id})
 	}
 	s.handler.Store(dataplane.New(s.follower.Snapshot, s.keeper, s.signer, s.served, dataplane.Options{
 		Now:         s.clock.Now,

@@ -2,6 +2,8 @@ package dataplane
 
 import (
 	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"testing"
 	"time"
@@ -48,5 +50,40 @@ func TestCallerRangeNamingAnAbsentInstanceServesNothing(t *testing.T) {
 	})
 	if resp := p.do(req{path: "/latest/meta-data/instance-id", from: "203.0.113.5"}); resp.StatusCode != 404 {
 		t.Fatalf("status %d, want 404", resp.StatusCode)
+	}
+}
+
+// The Guard finds callers as the handler does: a caller in a range is shed
+// at accept once the instance it is served as is over its rate.
+func TestGuardCountsRangeCallersAsTheirInstance(t *testing.T) {
+	p := newPlane(t, testInstance(idA, "192.0.2.10", "optional"))
+	obs := &countingObserver{}
+	h := New(p.f.Snapshot, fakeTokens{}, fakeSigner{}, fakeCreds{testNow}, Options{
+		Now: func() time.Time { return testNow }, Limits: Limits{Rate: 10, Burst: 1}, Observer: obs,
+		Callers: []CallerRange{{Prefix: netip.MustParsePrefix("127.0.0.0/8"), InstanceID: idA}},
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGuard(l, p.f.Snapshot, GuardOptions{Handler: h})
+	srv := NewHTTPServer(h)
+	go srv.Serve(g)
+	defer srv.Close()
+	var statuses []int
+	for range 3 {
+		resp, err := http.Get("http://" + l.Addr().String() + "/latest/meta-data/instance-id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		statuses = append(statuses, resp.StatusCode)
+	}
+	if statuses[0] != 200 || statuses[1] != 429 || statuses[2] != 429 {
+		t.Fatalf("statuses %v, want 200 429 429", statuses)
+	}
+	if g.Shed.Load() == 0 {
+		t.Fatal("the Guard shed nothing: it did not see the range caller as the instance")
 	}
 }
