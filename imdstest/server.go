@@ -26,7 +26,8 @@ import (
 )
 
 // Server is one instance's metadata service on a loopback port. Its methods
-// are safe for concurrent use.
+// are safe for concurrent use; the controls report a failure with the test's
+// Fatalf, so call them from the test's goroutine, as Fatalf requires.
 type Server struct {
 	t     testing.TB // nil for a server from Start
 	clock *clock
