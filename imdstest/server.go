@@ -157,6 +157,10 @@ func start(t testing.TB, opts []Option) (*Server, error) {
 	s.http = dataplane.NewHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.handler.Load().ServeHTTP(w, r)
 	}))
+	// The daemon's write timeout would cut off the first signature request,
+	// which waits for the signing keys to be generated (seconds, longer
+	// under the race detector).
+	s.http.WriteTimeout = 2 * time.Minute
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Go(func() { _ = s.follower.Run(runCtx) })
