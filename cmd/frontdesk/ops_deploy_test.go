@@ -224,10 +224,21 @@ func TestOpsDeployFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 		cf := string(b)
-		for _, want := range []string{"FROM docker.io/library/golang:1.26 AS build", "CGO_ENABLED=0", "-trimpath", "./cmd/frontdesk",
-			"FROM gcr.io/distroless/static", "USER nonroot", "EXPOSE 80 1339", "NET_BIND_SERVICE"} {
+		for _, want := range []string{"FROM scratch", "USER 65532:65532", "EXPOSE 80 1338 1339", "NET_BIND_SERVICE", "--demo-callers"} {
 			if !strings.Contains(cf, want) {
 				t.Errorf("Containerfile lacks %q", want)
+			}
+		}
+		if n := strings.Count(cf, "\nFROM "); n != 1 {
+			t.Errorf("Containerfile has %d stages, want one FROM scratch (nothing to pull)", n)
+		}
+		sh, err := os.ReadFile(filepath.Join(deployDir, "container", "build.sh"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "./cmd/frontdesk"} {
+			if !strings.Contains(string(sh), want) {
+				t.Errorf("build.sh lacks %q", want)
 			}
 		}
 		m := regexp.MustCompile(`(?m)^CMD (\[.*\])$`).FindStringSubmatch(cf)

@@ -59,6 +59,8 @@ type serveConfig struct {
 
 	region, accountID string // empty: the config file's, else the defaults (serve_region.go)
 	docker        dockerFlags
+	demoCallers string                  // --demo-callers, parsed by demoCallerRanges into callers
+	callers     []dataplane.CallerRange // served the demo instance (tests only)
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
@@ -81,6 +83,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&c.configFile, "config", "", "YAML configuration file (credential providers)")
 	fs.BoolVar(&c.demo, "demo", false, "register a demo instance bound to 127.0.0.1 and ::1 if the store has none")
 	fs.StringVar(&c.demoTokens, "demo-http-tokens", imds.Required, "HttpTokens of the demo instance: required or optional")
+	fs.StringVar(&c.demoCallers, "demo-callers", "", "for tests only: also serve the demo instance to callers from these CIDR ranges (comma-separated, e.g. 0.0.0.0/0,::/0 in a container); an instance holding the exact address still wins")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.auditLog, "audit-log", "", "audit stream of IMDSv1 calls, credential deliveries and control-plane changes (JSON lines): a file path, or - for stdout; empty: off")
@@ -104,6 +107,9 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	}
 	log, err := newLogger(e, c.logFormat, c.logLevel)
 	if err != nil {
+		return err
+	}
+	if c.callers, err = demoCallerRanges(c.demo, c.demoCallers); err != nil {
 		return err
 	}
 	return serve(ctx, e, c, log)
@@ -263,7 +269,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	identityCreds := credentials.NewIdentity(now)
 	// The IPv4 and IPv6 handlers share the tree cache and the rate budgets.
 	dpOpts := dataplane.Options{Now: now, Logger: log, Observer: metrics.Observers(observers...),
-		RateLimiter: dataplane.NewRateLimiter(c.limits), Trees: dataplane.NewTreeCache(c.maxTrees), Pending: waits}
+		RateLimiter: dataplane.NewRateLimiter(c.limits), Trees: dataplane.NewTreeCache(c.maxTrees), Pending: waits, Callers: c.callers}
 	dp := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher, identityCreds}, dpOpts)
 	dpOpts.IPv6Endpoint = true
 	dp6 := dataplane.New(follower.Snapshot, ringTokens{keeper}, signerAdapter{signer}, credsAdapter{refresher, identityCreds}, dpOpts)

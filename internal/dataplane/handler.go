@@ -55,6 +55,19 @@ type Options struct {
 	// Pending, when set, lets a caller the snapshot does not know yet wait
 	// briefly for it while a source is bringing its instance (see Pending).
 	Pending *Pending
+	// Callers answers for callers whose address no instance holds: the
+	// first range that contains the address names the instance to serve.
+	// An instance holding the exact address always wins. It exists for
+	// test set-ups (a container reached through a bridge, an in-process
+	// test server), never for production fleets, where it would hand one
+	// instance's credentials to whole networks.
+	Callers []CallerRange
+}
+
+// CallerRange serves the instance InstanceID to callers in Prefix.
+type CallerRange struct {
+	Prefix     netip.Prefix
+	InstanceID string
 }
 
 // Handler is the 169.254.169.254 HTTP surface.
@@ -72,6 +85,7 @@ type Handler struct {
 	strays strayLog // sampled log of unknown callers
 	trees  *TreeCache
 	wait   *Pending
+	ranges []CallerRange
 	events sync.Pool                 // *RequestEvent
 	ttls   [maxTokenTTL + 1][]string // pre-formatted TTL header values
 }
@@ -137,7 +151,7 @@ func New(snap func() *Snapshot, tokens Tokens, signer Signer, creds Credentials,
 	if opts.RateLimiter == nil {
 		opts.RateLimiter = NewRateLimiter(opts.Limits)
 	}
-	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint, limit: opts.RateLimiter, root: mdtree.RootListing(), trees: opts.Trees, wait: opts.Pending}
+	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint, limit: opts.RateLimiter, root: mdtree.RootListing(), trees: opts.Trees, wait: opts.Pending, ranges: opts.Callers}
 	for i := range h.ttls {
 		h.ttls[i] = []string{strconv.Itoa(i)}
 	}
@@ -323,11 +337,26 @@ func (h *Handler) caller(r *http.Request) *Guest {
 	if err != nil {
 		return nil
 	}
-	g := h.snap().Guest(ap.Addr())
+	g := h.guestAt(h.snap(), ap.Addr())
 	if h.wait == nil || (g != nil && !h.wait.Revoked(g.Instance)) {
 		return g
 	}
 	return h.wait.Wait(r.Context(), ap.Addr(), h.snap)
+}
+
+// guestAt is the instance serving addr: the one holding it, else the one
+// named by the first caller range containing it.
+func (h *Handler) guestAt(s *Snapshot, addr netip.Addr) *Guest {
+	if g := s.Guest(addr); g != nil || len(h.ranges) == 0 {
+		return g
+	}
+	addr = addr.Unmap()
+	for _, cr := range h.ranges {
+		if cr.Prefix.Contains(addr) {
+			return s.GuestByID(cr.InstanceID)
+		}
+	}
+	return nil
 }
 
 // putToken answers PUT: only /latest/api/token mints a token (§2.2).

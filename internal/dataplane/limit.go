@@ -114,6 +114,7 @@ type Guard struct {
 	now    func() time.Time
 	counts sync.Map // instance id -> *atomic.Int32
 	obs    Observer
+	h      *Handler // finds callers as the handler does (caller ranges)
 	// Rejected counts connections closed for being over the cap; Shed
 	// counts requests answered 429 at accept.
 	Rejected atomic.Int64
@@ -135,7 +136,7 @@ type GuardOptions struct {
 func NewGuard(l net.Listener, snap func() *Snapshot, o GuardOptions) *Guard {
 	g := &Guard{Listener: l, snap: snap, max: int32(o.MaxConnsPerInstance), onReject: o.OnReject, now: time.Now}
 	if o.Handler != nil {
-		g.limit, g.now, g.obs = o.Handler.limit, o.Handler.now, o.Handler.obs
+		g.limit, g.now, g.obs, g.h = o.Handler.limit, o.Handler.now, o.Handler.obs, o.Handler
 	}
 	return g
 }
@@ -149,7 +150,7 @@ func (cl *Guard) Accept() (net.Conn, error) {
 		}
 		key := ""
 		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-			if g := cl.snap().Guest(ap.Addr()); g != nil {
+			if g := cl.guest(ap.Addr()); g != nil {
 				key = g.Instance.InstanceID
 			}
 		}
@@ -177,6 +178,13 @@ func (cl *Guard) Accept() (net.Conn, error) {
 		}
 		return &limitedConn{Conn: c, n: n}, nil
 	}
+}
+
+func (cl *Guard) guest(addr netip.Addr) *Guest {
+	if cl.h != nil {
+		return cl.h.guestAt(cl.snap(), addr)
+	}
+	return cl.snap().Guest(addr)
 }
 
 // shedResponse is the whole answer to a request over the rate limit.
