@@ -58,9 +58,9 @@ type serveConfig struct {
 	serveAll      bool
 
 	region, accountID string // empty: the config file's, else the defaults (serve_region.go)
-	docker        dockerFlags
-	demoCallers string                  // --demo-callers, parsed by demoCallerRanges into callers
-	callers     []dataplane.CallerRange // served the demo instance (tests only)
+	docker            dockerFlags
+	demoCallers       string                  // --demo-callers, parsed by demoCallerRanges into callers
+	callers           []dataplane.CallerRange // served the demo instance (tests only)
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
