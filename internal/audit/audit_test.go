@@ -2,12 +2,12 @@ package audit
 
 import (
 	"bytes"
-	"strconv"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
