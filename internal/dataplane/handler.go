@@ -330,6 +330,26 @@ func (h *Handler) Forget(s *Snapshot) {
 	}
 }
 
+// Release drops at once what the handler keeps for instances that s no
+// longer serves, among those named in changed (all, when nil): their
+// rendered trees and rate-limit buckets. The daemon calls it after every
+// snapshot swap; handlers sharing a TreeCache and RateLimiter need it once.
+func (h *Handler) Release(s *Snapshot, changed map[string]struct{}) {
+	h.trees.Release(s, changed)
+	if h.limit == nil {
+		return
+	}
+	if changed == nil {
+		h.limit.forget(s)
+		return
+	}
+	for id := range changed {
+		if s.GuestByID(id) == nil {
+			h.limit.Forget(id)
+		}
+	}
+}
+
 // ForgetInstances drops the per-instance state of the given instances at
 // once (their rate-limit buckets); the daemon calls it for every instance a
 // snapshot swap removed.

@@ -192,7 +192,7 @@ func New(opts Options) *Metrics {
 	}, []string{"instance_id"})
 	m.connReject = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "frontdesk_connections_rejected_total",
-		Help: "Data plane connections refused by the per-instance connection cap.",
+		Help: "Data plane connections closed without an answer: over every bound of the connection Guard (refusals within the bounds are answered 429).",
 	})
 
 	m.snapRevision = prometheus.NewGauge(prometheus.GaugeOpts{
