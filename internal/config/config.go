@@ -28,6 +28,15 @@ const (
 // values, which mean the defaults.
 type Config struct {
 	Credentials Credentials `yaml:"credentials"`
+	Instances   Instances   `yaml:"instances"`
+}
+
+// Instances holds settings of the instances' life cycle.
+type Instances struct {
+	// TerminatedRetention is how long a terminated instance stays visible
+	// to DescribeInstances before it is purged (default 1h, as EC2);
+	// serve's --terminated-retention overrides it.
+	TerminatedRetention time.Duration `yaml:"terminated_retention"`
 }
 
 // Credentials chooses where role credentials come from.
@@ -127,6 +136,9 @@ var unknownField = regexp.MustCompile(`^(line \d+: )field (\S+) not found in typ
 // Validate checks every value and returns the first problem as
 // "key.path: what is wrong".
 func (c *Config) Validate() error {
+	if c.Instances.TerminatedRetention < 0 {
+		return errors.New("instances.terminated_retention: must not be negative")
+	}
 	if err := c.Credentials.Default.validate("credentials.default", false); err != nil {
 		return err
 	}
