@@ -207,6 +207,9 @@ func (s *Server) handleQuery(ctx context.Context, w http.ResponseWriter, r *http
 	// buffer its upload.
 	sr, ae := s.verifier.claim(r)
 	if ae != nil {
+		// Closing after the answer spares reading (and discarding) the body
+		// the caller may still be sending.
+		w.Header().Set("Connection", "close")
 		if name := r.URL.Query().Get("Action"); s.actions[name] != nil {
 			*actionName = name
 		}

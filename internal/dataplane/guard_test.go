@@ -360,3 +360,38 @@ func TestForgetInstancesDropsRateBuckets(t *testing.T) {
 		t.Fatalf("%d buckets after forgetting one instance, want 1", n)
 	}
 }
+
+// A native IPv6 caller gets the IPv6 endpoint's rule whichever listener it
+// reached: no answer unless the instance enabled HttpProtocolIpv6.
+func TestNativeIPv6CallersNeedHttpProtocolIpv6OnAnyListener(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		in := testInstance(idA, "192.0.2.10", imds.Optional)
+		in.NetworkInterfaces[0].IPv6s = []string{"::1"}
+		if enabled {
+			in.MetadataOptions.HttpProtocolIPv6 = imds.Enabled
+		}
+		l, err := net.Listen("tcp6", "[::1]:0")
+		if err != nil {
+			t.Fatalf("IPv6 loopback: %v", err)
+		}
+		s := newGuardedOn(t, l, Options{}, ConnsOptions{}, in) // an IPv4-endpoint handler
+		c, err := net.DialTimeout("tcp6", s.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		switch {
+		case enabled && (err != nil || resp.StatusCode != 200):
+			t.Fatalf("HttpProtocolIpv6 enabled: %v %v, want 200", resp, err)
+		case !enabled && err == nil:
+			t.Fatalf("HttpProtocolIpv6 disabled: answered %d, want no answer", resp.StatusCode)
+		case !enabled && errors.Is(err, os.ErrDeadlineExceeded):
+			t.Fatal("HttpProtocolIpv6 disabled: the connection was held open, want it closed")
+		}
+	}
+}
