@@ -1,6 +1,10 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"regexp"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // PurgedCounter registers frontdesk_instances_purged_total and returns the
 // function that adds to it: the terminated instances this node purged from
@@ -13,3 +17,6 @@ func (m *Metrics) PurgedCounter() func(n int) {
 	m.reg.MustRegister(c)
 	return func(n int) { c.Add(float64(n)) }
 }
+
+// liveHeapMetric selects the runtime metric of the live heap.
+var liveHeapMetric = regexp.MustCompile(`^/gc/heap/live:bytes$`)
