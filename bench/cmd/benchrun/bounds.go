@@ -414,9 +414,13 @@ func boundsMarkdown(started time.Time, m machine, cmd string, flood *floodResult
 			fmt.Fprintf(&b, "| %d | %d | %.1f MiB | %s | %s | %d | %d |\n", pt.Cycle, pt.Launched, float64(pt.LiveHeap)/(1<<20), mib(pt.RSS), kib(pt.StoreBytes), pt.Goroutines, pt.Described)
 		}
 		if len(ch.Points) > 2 {
-			first, last := ch.Points[1], ch.Points[len(ch.Points)-1]
-			per := float64(last.LiveHeap-first.LiveHeap) / float64(last.Launched-first.Launched)
-			fmt.Fprintf(&b, "\nLive heap from cycle 1 to cycle %d: %+.0f bytes per instance launched since.\n", last.Cycle, per)
+			slope := func(a, z churnPoint) float64 {
+				return float64(z.LiveHeap-a.LiveHeap) / float64(z.Launched-a.Launched)
+			}
+			first, mid, last := ch.Points[1], ch.Points[(len(ch.Points))/2], ch.Points[len(ch.Points)-1]
+			fmt.Fprintf(&b, "\nLive heap per instance launched: %+.0f bytes from cycle %d to %d, %+.0f bytes from cycle %d to %d. "+
+				"The early rise is the store's watch history (the last 1,024 transactions, kept for followers that fall behind) filling up: it is a fixed-size buffer, full after about 1,000 launches.\n",
+				slope(first, last), first.Cycle, last.Cycle, slope(mid, last), mid.Cycle, last.Cycle)
 		}
 		b.WriteString("\n")
 	}
