@@ -84,33 +84,34 @@ func stored(t *testing.T, st imds.Store) (instances, others int) {
 
 func TestPurgesAfterTheWindowInSmallTransactions(t *testing.T) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			st := b.open(t)
-			defer st.Close()
-			seed(t, st, 5, t0)
-			// A live instance is never purged.
-			live := storetest.NewInstance(t, 100)
-			if err := st.Update(context.Background(), func(tx imds.Tx) error { return imds.PutInstance(tx, live) }); err != nil {
-				t.Fatal(err)
-			}
-			c := &clock{now: t0.Add(59 * time.Minute)}
-			var batches []int
-			p := New(st, Options{Now: c.Now, BatchSize: 2, OnPurged: func(n int) { batches = append(batches, n) },
-				AlsoDelete: func(tx imds.Tx, id string) error { return tx.Delete(otherRecord(id)) }})
-			if n, err := p.PurgeOnce(context.Background()); err != nil || n != 0 {
-				t.Fatalf("within the hour: purged %d, %v; want 0", n, err)
-			}
-			c.Set(t0.Add(time.Hour))
-			if n, err := p.PurgeOnce(context.Background()); err != nil || n != 5 {
-				t.Fatalf("after the hour: purged %d, %v; want 5", n, err)
-			}
-			if len(batches) != 3 || batches[0] != 2 || batches[2] != 1 {
-				t.Fatalf("batches %v, want [2 2 1]", batches)
-			}
-			if in, others := stored(t, st); in != 1 || others != 0 {
-				t.Fatalf("left %d instances and %d other records; want the live one and none", in, others)
-			}
-		})
+		t.Run(b.name, func(t *testing.T) { purgesAfterTheWindow(t, b.open(t)) })
+	}
+}
+
+func purgesAfterTheWindow(t *testing.T, st imds.Store) {
+	defer st.Close()
+	seed(t, st, 5, t0)
+	// A live instance is never purged.
+	live := storetest.NewInstance(t, 100)
+	if err := st.Update(context.Background(), func(tx imds.Tx) error { return imds.PutInstance(tx, live) }); err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{now: t0.Add(59 * time.Minute)}
+	var batches []int
+	p := New(st, Options{Now: c.Now, BatchSize: 2, OnPurged: func(n int) { batches = append(batches, n) },
+		AlsoDelete: func(tx imds.Tx, id string) error { return tx.Delete(otherRecord(id)) }})
+	if n, err := p.PurgeOnce(context.Background()); err != nil || n != 0 {
+		t.Fatalf("within the hour: purged %d, %v; want 0", n, err)
+	}
+	c.Set(t0.Add(time.Hour))
+	if n, err := p.PurgeOnce(context.Background()); err != nil || n != 5 {
+		t.Fatalf("after the hour: purged %d, %v; want 5", n, err)
+	}
+	if len(batches) != 3 || batches[0] != 2 || batches[2] != 1 {
+		t.Fatalf("batches %v, want [2 2 1]", batches)
+	}
+	if in, others := stored(t, st); in != 1 || others != 0 {
+		t.Fatalf("left %d instances and %d other records; want the live one and none", in, others)
 	}
 }
 
@@ -118,30 +119,31 @@ func TestPurgesAfterTheWindowInSmallTransactions(t *testing.T) {
 // takes over after the lease expires.
 func TestOneNodePurgesAtATime(t *testing.T) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			st := b.open(t)
-			defer st.Close()
-			seed(t, st, 3, t0)
-			c := &clock{now: t0.Add(2 * time.Hour)}
-			a := New(st, Options{Now: c.Now, Node: "a", LeaseTTL: time.Minute})
-			bn := New(st, Options{Now: c.Now, Node: "b", LeaseTTL: time.Minute})
-			if n, err := a.PurgeOnce(context.Background()); err != nil || n != 3 {
-				t.Fatalf("first node: %d %v", n, err)
-			}
-			seed(t, st, 2, t0)
-			if n, err := bn.PurgeOnce(context.Background()); err != nil || n != 0 {
-				t.Fatalf("second node while the first holds the lease: %d %v, want 0", n, err)
-			}
-			c.Set(c.Now().Add(2 * time.Minute))
-			if n, err := bn.PurgeOnce(context.Background()); err != nil || n != 2 {
-				t.Fatalf("second node after the lease expired: %d %v, want 2", n, err)
-			}
-			// The first node's purge transactions now fail the lease check.
-			err := st.Update(context.Background(), func(tx imds.Tx) error { return a.checkLease(tx) })
-			if !errors.Is(err, ErrNotHolder) {
-				t.Fatalf("first node's lease check: %v, want ErrNotHolder", err)
-			}
-		})
+		t.Run(b.name, func(t *testing.T) { oneNodeAtATime(t, b.open(t)) })
+	}
+}
+
+func oneNodeAtATime(t *testing.T, st imds.Store) {
+	defer st.Close()
+	seed(t, st, 3, t0)
+	c := &clock{now: t0.Add(2 * time.Hour)}
+	a := New(st, Options{Now: c.Now, Node: "a", LeaseTTL: time.Minute})
+	bn := New(st, Options{Now: c.Now, Node: "b", LeaseTTL: time.Minute})
+	if n, err := a.PurgeOnce(context.Background()); err != nil || n != 3 {
+		t.Fatalf("first node: %d %v", n, err)
+	}
+	seed(t, st, 2, t0)
+	if n, err := bn.PurgeOnce(context.Background()); err != nil || n != 0 {
+		t.Fatalf("second node while the first holds the lease: %d %v, want 0", n, err)
+	}
+	c.Set(c.Now().Add(2 * time.Minute))
+	if n, err := bn.PurgeOnce(context.Background()); err != nil || n != 2 {
+		t.Fatalf("second node after the lease expired: %d %v, want 2", n, err)
+	}
+	// The first node's purge transactions now fail the lease check.
+	err := st.Update(context.Background(), func(tx imds.Tx) error { return a.checkLease(tx) })
+	if !errors.Is(err, ErrNotHolder) {
+		t.Fatalf("first node's lease check: %v, want ErrNotHolder", err)
 	}
 }
 
