@@ -87,7 +87,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.flood, "flood", 1024, "concurrent clients of one instance for the hostile-guest row (0: skip)")
 	fs.IntVar(&o.floodEach, "flood-each", 8, "requests per flood client")
 	fs.IntVar(&o.churn, "churn", 200, "instances per churn cycle (0: skip)")
-	fs.IntVar(&o.churnCycles, "churn-cycles", 6, "churn cycles")
+	fs.IntVar(&o.churnCycles, "churn-cycles", 10, "churn cycles")
 	fs.BoolVar(&o.boundsOnly, "bounds-only", false, "run only the hostile-guest and churn measurements and rewrite only their section")
 	fs.StringVar(&o.seedDir, "seed", "", "only seed the first -scales size of instances into this directory, for `frontdesk serve --data-dir` (profiling), and exit")
 	if err := fs.Parse(args); err != nil {
