@@ -232,4 +232,13 @@ func TestShortRetentionPurgesTerminatedInstances(t *testing.T) {
 	if sizes[2] > sizes[1] {
 		t.Fatalf("the store kept growing: %v", sizes)
 	}
+	resp, err := http.Get(d.apiURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if want := fmt.Sprintf("frontdesk_instances_purged_total %d\n", 3*round); !strings.Contains(string(b), want) {
+		t.Fatalf("/metrics lacks %q", strings.TrimSpace(want))
+	}
 }
