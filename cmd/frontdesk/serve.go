@@ -197,7 +197,9 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		auditLog = audit.New(w, audit.Options{Now: now, Logger: log})
 		defer auditLog.Close()
 		observers = append(observers, auditLog)
-		auditReopen = reopenAuditOnSignal(w, log)
+		var stopReopen func()
+		auditReopen, stopReopen = reopenAuditOnSignal(w, log)
+		defer stopReopen()
 	}
 
 	resolve, err := cfg.Resolver(ctx, config.ResolverOptions{Now: now, Logger: log})

@@ -169,12 +169,12 @@ func runRetention(ctx context.Context, store imds.Store, c serveConfig, cfg *con
 // reopenAuditOnSignal reopens the audit file on SIGHUP (with the
 // configuration reload) and on SIGUSR1 (reopen only), so logrotate can
 // move it away: `postrotate kill -USR1 $(pidof frontdesk)`. It starts
-// listening at once; run the returned function on a goroutine.
-func reopenAuditOnSignal(f *audit.File, log *slog.Logger) func(ctx context.Context) {
+// listening at once (before "ready"); run the returned function on a
+// goroutine, and call stop when serve returns.
+func reopenAuditOnSignal(f *audit.File, log *slog.Logger) (run func(ctx context.Context), stop func()) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGHUP, syscall.SIGUSR1)
-	return func(ctx context.Context) {
-		defer signal.Stop(sig)
+	run = func(ctx context.Context) {
 		for {
 			select {
 			case <-ctx.Done():
@@ -188,4 +188,5 @@ func reopenAuditOnSignal(f *audit.File, log *slog.Logger) func(ctx context.Conte
 			log.Info("audit log reopened")
 		}
 	}
+	return run, func() { signal.Stop(sig) }
 }
