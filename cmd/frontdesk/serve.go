@@ -91,6 +91,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
+	settleBounds(fs, &c)
 	if c.demoTokens != imds.Required && c.demoTokens != imds.Optional {
 		return fmt.Errorf("serve: --demo-http-tokens must be required or optional, not %q", c.demoTokens)
 	}

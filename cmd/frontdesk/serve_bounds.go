@@ -41,6 +41,16 @@ func addBoundsFlags(fs *flag.FlagSet, c *serveConfig) {
 		"how long terminated instances stay visible before they are purged from the store (default: instances.terminated_retention in --config, else 1h)")
 }
 
+// settleBounds derives the per-instance share from --max-conns when only
+// that was given, so that the share follows the budget it is a share of.
+func settleBounds(fs *flag.FlagSet, c *serveConfig) {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["max-conns"] && !set["max-conns-per-instance"] && c.limits.MaxConns > 0 {
+		c.limits.MaxConnsPerInstance = min(max(c.limits.MaxConns/8, 64), c.limits.MaxConns)
+	}
+}
+
 // openFileLimit is RLIMIT_NOFILE (the Go runtime has raised the soft limit
 // to the hard one); 1024 if it cannot be read.
 func openFileLimit() uint64 {

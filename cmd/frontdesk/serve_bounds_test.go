@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -86,5 +87,31 @@ func TestReleaserForgetsRolesAndAuditStateWithTheirInstances(t *testing.T) {
 	r.afterSnapshot(f.Snapshot(), changed)
 	if strings.Contains(scrapeMetrics(t, mx), `role="app"`) {
 		t.Fatal("the role's series outlived its last instance")
+	}
+}
+
+// The connection defaults come from the open-file limit, and the
+// per-instance share follows --max-conns when only that is given.
+func TestConnectionBudgetFlags(t *testing.T) {
+	parse := func(args ...string) serveConfig {
+		t.Helper()
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		var c serveConfig
+		addBoundsFlags(fs, &c)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		settleBounds(fs, &c)
+		return c
+	}
+	total, per := dataplane.ConnBudget(openFileLimit())
+	if c := parse(); c.limits.MaxConns != total || c.limits.MaxConnsPerInstance != per || per >= total {
+		t.Fatalf("defaults %d/%d, want %d/%d with the share below the budget", c.limits.MaxConns, c.limits.MaxConnsPerInstance, total, per)
+	}
+	if c := parse("--max-conns", "1000"); c.limits.MaxConnsPerInstance != 125 {
+		t.Fatalf("--max-conns 1000 alone: per instance %d, want 125", c.limits.MaxConnsPerInstance)
+	}
+	if c := parse("--max-conns", "1000", "--max-conns-per-instance", "0"); c.limits.MaxConnsPerInstance != 0 {
+		t.Fatalf("an explicit per-instance value was overridden: %d", c.limits.MaxConnsPerInstance)
 	}
 }
