@@ -139,7 +139,9 @@ func rawRequest(host, method, path, hdr string, body bool) (answer, error) {
 
 // churnAddr is the loopback address of the i-th instance of a cycle (the
 // addresses are free again once the previous cycle is terminated).
-func churnAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{127, 2, byte(i / 250), byte(i%250 + 1)}) }
+func churnAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{127, 2, byte(i / 250), byte(i%250 + 1)})
+}
 
 // runChurn launches n instances, has each make IMDSv2, IMDSv1 and
 // role-credential calls, terminates them, and measures the idle daemon
