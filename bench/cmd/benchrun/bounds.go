@@ -32,12 +32,11 @@ const (
 
 // floodResult is what many concurrent clients of one instance saw.
 type floodResult struct {
-	Clients, Each         int
-	OK, Throttled, Other  int
-	Errors                int
-	FirstError            string
-	Elapsed               time.Duration
-	ConnsAfter, FDsServer int
+	Clients, Each        int
+	OK, Throttled, Other int
+	Errors               int
+	FirstError           string
+	Elapsed              time.Duration
 }
 
 // churnPoint is the daemon after one churn cycle, idle, after a GC.
