@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -82,7 +83,8 @@ func TestDefaultFlagsAnswerEveryConcurrentClient(t *testing.T) {
 
 // --listen binds IPv4 only: a wildcard address does not open a dual-stack
 // socket that would serve IPv6 callers without the IPv6 rules, and an IPv6
-// address is refused with a pointer to --listen-ipv6.
+// address is refused with a pointer to --listen-ipv6; --listen-ipv6 binds
+// IPv6 only.
 func TestListenIsIPv4Only(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "--demo", "--demo-http-tokens", "optional", "--listen", "0.0.0.0:0")
 	_, port, err := net.SplitHostPort(opsHostOf(t, d.dataURL))
@@ -99,6 +101,21 @@ func TestListenIsIPv4Only(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	// And --listen-ipv6 is IPv6 only: its wildcard takes no IPv4 caller.
+	d6 := startDaemon(t, t.TempDir(), "--demo", "--demo-http-tokens", "optional", "--listen-ipv6", "[::]:0")
+	u, err := url.Parse(d6.data6URL)
+	if err != nil || u.Port() == "" {
+		t.Fatalf("IPv6 data plane URL %q: %v", d6.data6URL, err)
+	}
+	if c, err := net.DialTimeout("tcp4", "127.0.0.1:"+u.Port(), 2*time.Second); err == nil {
+		c.Close()
+		t.Fatal("the --listen-ipv6 port accepted an IPv4 connection")
+	}
+	if c, err := net.DialTimeout("tcp6", "[::1]:"+u.Port(), 2*time.Second); err != nil {
+		t.Fatalf("the --listen-ipv6 port refused an IPv6 connection: %v", err)
+	} else {
+		c.Close()
+	}
 	var out, errOut strings.Builder
 	err = run(ctx, []string{"frontdesk", "serve", "--store", "memory", "--listen", "[::1]:0", "--api-listen", "127.0.0.1:0"},
 		noEnv, strings.NewReader(""), &out, &errOut)
