@@ -50,6 +50,7 @@ type serveConfig struct {
 	limits     dataplane.Limits
 	maxSeries  int
 	maxTrees   int
+	bounds     boundsConfig
 
 	etcdEndpoints string
 	etcdPrefix    string
@@ -89,7 +90,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&c.auditLog, "audit-log", "", "audit stream of IMDSv1 calls, credential deliveries and control-plane changes (JSON lines): a file path, or - for stdout; empty: off")
 	fs.Float64Var(&c.limits.Rate, "rate-limit", 1024, "requests per second one instance may make (0: unlimited); over it the answer is 429 with Retry-After")
 	fs.IntVar(&c.limits.Burst, "rate-burst", 0, "requests one instance may make at once above the rate (default: one second's worth)")
-	fs.IntVar(&c.limits.MaxConnsPerInstance, "max-conns-per-instance", 64, "open data-plane connections one instance may hold (0: unlimited)")
+	addBoundsFlags(fs, &c)
 	fs.IntVar(&c.maxTrees, "max-trees", dataplane.DefaultMaxTrees, "rendered metadata trees kept in memory (about 27 KB each); quiet instances' trees are rebuilt on demand")
 	c.docker.register(fs)
 	fs.IntVar(&c.maxSeries, "metrics-max-instances", metrics.DefaultMaxInstanceSeries, "instances that get their own no-token metric series; the rest share instance_id=\"_other\"")
@@ -102,6 +103,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
+	settleBounds(fs, &c)
 	if c.demoTokens != imds.Required && c.demoTokens != imds.Optional {
 		return fmt.Errorf("serve: --demo-http-tokens must be required or optional, not %q", c.demoTokens)
 	}
@@ -208,6 +210,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	var observers []dataplane.Observer
 	observers = append(observers, mx)
 	var auditLog *audit.Log
+	var auditReopen func(context.Context)
 	if c.auditLog != "" {
 		w, err := audit.Open(c.auditLog)
 		if err != nil {
@@ -217,6 +220,9 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		auditLog = audit.New(w, audit.Options{Now: now, Logger: log})
 		defer auditLog.Close()
 		observers = append(observers, auditLog)
+		var stopReopen func()
+		auditReopen, stopReopen = reopenAuditOnSignal(w, log)
+		defer stopReopen()
 	}
 
 	resolve, err := cfg.Resolver(ctx, config.ResolverOptions{Now: now, Logger: log})
@@ -280,8 +286,8 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 			l.Close()
 		}
 	}
-	listen := func(addr string) (net.Listener, error) {
-		l, err := net.Listen("tcp", addr)
+	listen := func(network, addr string) (net.Listener, error) {
+		l, err := listenFamily(ctx, network, addr)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("listen on %s: %w", addr, err)
@@ -289,26 +295,26 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		listeners = append(listeners, l)
 		return l, nil
 	}
-	dl, err := listen(c.listen)
+	dl, err := listen("tcp4", c.listen)
 	if err != nil {
 		return err
 	}
 	var dl6 net.Listener
 	if c.listenIPv6 != "" {
-		if dl6, err = listen(c.listenIPv6); err != nil {
+		if dl6, err = listen("tcp6", c.listenIPv6); err != nil {
 			return err
 		}
 	}
-	dl = dataplane.NewGuard(dl, follower.Snapshot, dataplane.GuardOptions{
-		MaxConnsPerInstance: c.limits.MaxConnsPerInstance, Handler: dp, OnReject: mx.ConnRejected})
+	conns := dataplane.NewConns(dataplane.ConnsOptions{MaxPerInstance: c.limits.MaxConnsPerInstance, MaxTotal: c.limits.MaxConns})
+	dl = dataplane.NewGuard(dl, follower.Snapshot, dataplane.GuardOptions{Conns: conns, Handler: dp, OnReject: mx.ConnRejected})
 	if dl6 != nil {
-		dl6 = dataplane.NewGuard(dl6, follower.Snapshot, dataplane.GuardOptions{
-			MaxConnsPerInstance: c.limits.MaxConnsPerInstance, Handler: dp6, OnReject: mx.ConnRejected})
+		dl6 = dataplane.NewGuard(dl6, follower.Snapshot, dataplane.GuardOptions{Conns: conns, Handler: dp6, OnReject: mx.ConnRejected})
 	}
-	al, err := listen(c.apiListen)
+	al, err := listen("tcp", c.apiListen)
 	if err != nil {
 		return err
 	}
+	al = controlplane.LimitListener(al, c.bounds.apiMaxConns)
 
 	var onChange func(accessKeyID, action string, instanceIDs []string, detail map[string]string)
 	if auditLog != nil {
@@ -374,6 +380,11 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	if err := startDocker(runCtx, &wg, c.docker, cfg, cp, waits, c.hostID, log); err != nil {
 		return err
 	}
+	release := newReleaser(dp, auditLog, mx)
+	wg.Go(func() { runRetention(runCtx, store, c, cfg, mx, log) })
+	if auditReopen != nil {
+		wg.Go(func() { auditReopen(runCtx) })
+	}
 	wg.Go(func() {
 		for {
 			select {
@@ -385,6 +396,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 			if s == nil {
 				continue // already taken with an earlier signal
 			}
+			release.afterSnapshot(s, changed)
 			if changed == nil {
 				refresher.SetTargets(credentialTargets(s))
 				mx.KeepInstances(func(id string) bool { return s.GuestByID(id) != nil })

@@ -38,7 +38,16 @@ type Config struct {
 
 	Credentials Credentials `yaml:"credentials"`
 	// Docker is the policy for containers (serve --docker).
-	Docker Docker `yaml:"docker"`
+	Docker    Docker    `yaml:"docker"`
+	Instances Instances `yaml:"instances"`
+}
+
+// Instances holds settings of the instances' life cycle.
+type Instances struct {
+	// TerminatedRetention is how long a terminated instance stays visible
+	// to DescribeInstances before it is purged (default 1h, as EC2);
+	// serve's --terminated-retention overrides it.
+	TerminatedRetention time.Duration `yaml:"terminated_retention"`
 }
 
 // Credentials chooses where role credentials come from.
@@ -150,6 +159,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AccountID != "" && !accountID.MatchString(c.AccountID) {
 		return fmt.Errorf("account_id: %q is not a 12-digit account id", c.AccountID)
+	}
+	if c.Instances.TerminatedRetention < 0 {
+		return errors.New("instances.terminated_retention: must not be negative")
 	}
 	if err := c.Credentials.Default.validate("credentials.default", false); err != nil {
 		return err

@@ -179,3 +179,21 @@ func TestYAMLErrorsNameTheLineAndKey(t *testing.T) {
 		})
 	}
 }
+
+func TestTerminatedRetentionKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "frontdesk.yaml")
+	if err := os.WriteFile(path, []byte("instances:\n  terminated_retention: 15m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil || c.Instances.TerminatedRetention != 15*time.Minute {
+		t.Fatalf("Load: %v, retention %v; want 15m", err, c)
+	}
+	if err := os.WriteFile(path, []byte("instances:\n  terminated_retention: -1m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "terminated_retention") {
+		t.Fatalf("a negative retention: %v, want an error naming the key", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -17,11 +18,21 @@ import (
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 	"github.com/frontdesk-imds/frontdesk/internal/region"
+	"golang.org/x/net/netutil"
 )
 
-// DefaultMaxBodyBytes bounds a request body. RunInstances with the largest
-// user data (16 KiB raw, about 22 KiB in base64) fits many times over.
-const DefaultMaxBodyBytes = 1 << 20
+// DefaultMaxBodyBytes bounds a request body, sized to the largest
+// legitimate request: RunInstances (or ModifyInstanceAttribute) with the
+// largest user data, 16 KiB raw, is about 22 KiB in base64 and at most
+// 66 KiB form-encoded; 50 tags of the longest keys and values add at most
+// 58 KiB more. 256 KiB leaves room for the rest of the parameters while a
+// caller without credentials cannot make the server buffer more (and such
+// a caller is refused before its body is read at all).
+const DefaultMaxBodyBytes = 256 << 10
+
+// DefaultMaxConns is the default cap on concurrent control-plane
+// connections (see LimitListener).
+const DefaultMaxConns = 128
 
 // apiVersion is the only EC2 API version frontdesk speaks; every current SDK
 // and the AWS CLI send it.
@@ -168,8 +179,13 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ae := toAPIError(err)
 		level := slog.LevelInfo
-		if ae.Status >= 500 {
+		switch {
+		case ae.Status >= 500:
 			level = slog.LevelError
+		case unauthenticated(ae):
+			// Anyone who can reach the port can send these: at INFO they
+			// would let a stranger write the log.
+			level = slog.LevelDebug
 		}
 		s.log.Log(r.Context(), level, "ec2 request failed", "action", logName, "code", ae.Code, "requestId", reqID, "err", err)
 		s.writeError(w, reqID, ae)
@@ -200,6 +216,19 @@ func (s *Server) handleQuery(ctx context.Context, w http.ResponseWriter, r *http
 	if r.ContentLength > s.opts.MaxBodyBytes {
 		return nil, errTooLarge
 	}
+	// What the head tells about the signature is checked before the body
+	// is read: a caller without the admin key never gets the server to
+	// buffer its upload.
+	sr, ae := s.verifier.claim(r)
+	if ae != nil {
+		// Closing after the answer spares reading (and discarding) the body
+		// the caller may still be sending.
+		w.Header().Set("Connection", "close")
+		if name := r.URL.Query().Get("Action"); s.actions[name] != nil {
+			*actionName = name
+		}
+		return nil, ae
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -208,7 +237,7 @@ func (s *Server) handleQuery(ctx context.Context, w http.ResponseWriter, r *http
 		}
 		return nil, newAPIError(http.StatusBadRequest, "InvalidParameterValue", "The request body could not be read.")
 	}
-	if ae := s.verifier.verify(ctx, r, body); ae != nil {
+	if ae := s.verifier.check(ctx, r, body, sr); ae != nil {
 		// Name the action for metrics if it is a known one; an unsigned
 		// request cannot make up label values.
 		if p, err := parseRequest(r, body); err == nil {
@@ -238,6 +267,25 @@ func (s *Server) handleQuery(ctx context.Context, w http.ResponseWriter, r *http
 		return nil, newAPIError(http.StatusBadRequest, "NoSuchVersion", "An invalid or unsupported Version ("+v+") was specified; frontdesk supports "+apiVersion+".")
 	}
 	return fn(ctx, p)
+}
+
+// unauthenticated reports whether ae refuses a request's credentials.
+func unauthenticated(ae *apiError) bool {
+	switch ae {
+	case errAuthMissing, errAuthKey, errAuthScope, errIncomplete, errSignature, errExpired:
+		return true
+	}
+	return false
+}
+
+// LimitListener caps the control plane's concurrent connections at n
+// (DefaultMaxConns when n <= 0); further connections wait in the kernel's
+// backlog until one closes.
+func LimitListener(l net.Listener, n int) net.Listener {
+	if n <= 0 {
+		n = DefaultMaxConns
+	}
+	return netutil.LimitListener(l, n)
 }
 
 // changeKey carries a request's *changeRecord in its context.

@@ -66,7 +66,7 @@ func pendingPlane(t *testing.T, opts PendingOptions, instances ...*imds.Instance
 
 // putToken sends the token PUT from addr, as a container's first call.
 func putToken(h *Handler, from string) (int, string) {
-	r := httptest.NewRequest(http.MethodPut, "http://169.254.169.254/latest/api/token", nil)
+	r := httptest.NewRequest(http.MethodPut, "/latest/api/token", nil)
 	r.RemoteAddr = from + ":40000"
 	r.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", "60")
 	w := httptest.NewRecorder()

@@ -57,6 +57,10 @@ type Instance struct {
 	// change. The control plane reports "applied" once the data plane's
 	// snapshot has reached it.
 	OptionsRevision int64 `json:"optionsRevision,omitempty"`
+	// TerminatedAt is when the instance was terminated (zero while it
+	// lives). The record is purged once the retention window after it has
+	// passed (internal/retention).
+	TerminatedAt time.Time `json:"terminatedAt,omitzero"`
 }
 
 // Placement is the instance's location.

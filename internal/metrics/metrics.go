@@ -192,7 +192,7 @@ func New(opts Options) *Metrics {
 	}, []string{"instance_id"})
 	m.connReject = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "frontdesk_connections_rejected_total",
-		Help: "Data plane connections refused by the per-instance connection cap.",
+		Help: "Data plane connections closed without an answer: over every bound of the connection Guard (refusals within the bounds are answered 429).",
 	})
 
 	m.snapRevision = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -238,7 +238,9 @@ func New(opts Options) *Metrics {
 		m.noToken, m.noTokenReject, m.connReject,
 		m.snapRevision, m.instanceNum, m.applyLatency, m.storeErrors, m.watchLag, m.reloads,
 		m.credRefresh, m.credExpiry, m.cpRequests,
-		collectors.NewGoCollector(),
+		// The live heap as of the last GC (go_gc_heap_live_bytes): what a
+		// leak grows, without the garbage that heap_alloc also counts.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{Matcher: liveHeapMetric})),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m

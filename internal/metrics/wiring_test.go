@@ -103,6 +103,7 @@ func TestThroughTheDataPlane(t *testing.T) {
 
 	do := func(method, path, from string, hdr map[string]string) int {
 		r := httptest.NewRequest(method, "http://169.254.169.254"+path, nil)
+		r.RequestURI = path // origin form, as a guest sends it
 		r.RemoteAddr = from + ":40000"
 		r.Header.Set("User-Agent", "wiring-test/1")
 		for k, v := range hdr {
