@@ -218,3 +218,55 @@ func DeleteChangesBefore(tx Tx, t time.Time) (int, error) {
 	}
 	return len(keys), nil
 }
+
+const usageNodePrefix = "usage-nodes/"
+
+// UsageNode says since when a node has been recording IMDSv1 usage and
+// when it last wrote, so that a reader can tell "no calls" from "not
+// watched": an empty history proves nothing.
+type UsageNode struct {
+	Node  string    `json:"node"`
+	Since time.Time `json:"since"`
+	Seen  time.Time `json:"seen"`
+}
+
+// PutUsageNode writes a node's observation record.
+func PutUsageNode(tx Tx, n UsageNode) error {
+	if !validUsagePart(n.Node) {
+		return fmt.Errorf("%w: node %q", ErrInvalid, n.Node)
+	}
+	b, err := json.Marshal(n)
+	if err != nil {
+		return fmt.Errorf("encode usage node: %w", err)
+	}
+	return tx.Put(usageNodePrefix+n.Node, b)
+}
+
+// GetUsageNode reads a node's observation record. Errors: ErrNotFound.
+func GetUsageNode(tx Tx, node string) (UsageNode, error) {
+	b, err := tx.Get(usageNodePrefix + node)
+	if err != nil {
+		return UsageNode{}, err
+	}
+	var n UsageNode
+	if err := json.Unmarshal(b, &n); err != nil {
+		return UsageNode{}, fmt.Errorf("decode usage node: %w", err)
+	}
+	return n, nil
+}
+
+// ListUsageNodes calls fn for every node's observation record.
+func ListUsageNodes(tx Tx, fn func(UsageNode) error) error {
+	return tx.Scan(usageNodePrefix, func(_ string, v []byte) error {
+		var n UsageNode
+		if err := json.Unmarshal(v, &n); err != nil {
+			return nil
+		}
+		return fn(n)
+	})
+}
+
+// DeleteUsageNode removes a node's observation record.
+func DeleteUsageNode(tx Tx, node string) error {
+	return tx.Delete(usageNodePrefix + node)
+}
