@@ -182,3 +182,23 @@ func (m *merging) last(c imds.UsageCall) {
 		m.s.LastCall, m.s.LastPath, m.s.LastUserAgent, m.s.LastRejected = c.At, c.Path, c.UserAgent, c.Rejected
 	}
 }
+
+// NewReport builds a report from summaries (for fakes and tests, and for a
+// caller that assembles usage some other way): they are sorted by instance
+// id, and Hours, Start and each Hourly are derived from window and now.
+func NewReport(window time.Duration, now, observedSince time.Time, ss []Summary) *Report {
+	cur, first := floorHour(now), floorHour(now.Add(-window))
+	r := &Report{Window: window, Hours: int(cur - first + 1), Start: hourTime(first), Now: now, ObservedSince: observedSince, index: map[string]int{}}
+	r.Instances = slices.Clone(ss)
+	slices.SortFunc(r.Instances, func(a, b Summary) int { return strings.Compare(a.InstanceID, b.InstanceID) })
+	for i := range r.Instances {
+		s := &r.Instances[i]
+		if len(s.Hourly) != r.Hours {
+			h := make([]int64, r.Hours)
+			h[r.Hours-1] = s.Calls + s.Rejected
+			s.Hourly = h
+		}
+		r.index[s.InstanceID] = i
+	}
+	return r
+}

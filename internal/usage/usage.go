@@ -217,7 +217,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 	defer flush.Stop()
 	prune := time.NewTicker(time.Hour)
 	defer prune.Stop()
-	t.mark(ctx)
+	if err := t.Begin(ctx); err != nil && ctx.Err() == nil {
+		t.log.Warn("recording the IMDSv1 usage observation start failed", "err", err)
+	}
 	if err := t.Prune(ctx); err != nil && ctx.Err() == nil {
 		t.log.Warn("pruning IMDSv1 usage failed", "err", err)
 	}
@@ -238,9 +240,10 @@ func (t *Tracker) Run(ctx context.Context) error {
 	}
 }
 
-// mark records that this node observes usage from now on, keeping an
-// earlier start that is still within the retention.
-func (t *Tracker) mark(ctx context.Context) {
+// Begin records in the store that this node observes usage from now on,
+// keeping an earlier start that is still within the retention. Run calls
+// it first.
+func (t *Tracker) Begin(ctx context.Context) error {
 	now := t.opts.Now()
 	err := t.store.Update(ctx, func(tx imds.Tx) error {
 		n, err := imds.GetUsageNode(tx, t.opts.Node)
@@ -256,8 +259,9 @@ func (t *Tracker) mark(ctx context.Context) {
 		return imds.PutUsageNode(tx, n)
 	})
 	if err != nil {
-		t.log.Warn("recording the IMDSv1 usage observation start failed", "err", err)
+		return fmt.Errorf("usage observation start: %w", err)
 	}
+	return nil
 }
 
 // Flush writes the calls counted since the last flush. On failure the

@@ -177,12 +177,10 @@ func TestObservedSinceIsKeptAcrossRestartsAndOldWindowsAreNotCovered(t *testing.
 	st, _ := storeWith(t, 1)
 	c := newClock()
 	start := c.now()
-	ctx, cancel := context.WithCancel(t.Context())
 	tr := usage.New(st, usage.Options{Node: "n1", Now: c.now, FlushInterval: time.Hour})
-	done := make(chan error)
-	go func() { done <- tr.Run(ctx) }()
-	cancel()
-	<-done
+	if err := tr.Begin(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	c.add(2 * time.Hour)
 	r := report(t, usage.New(st, usage.Options{Node: "n1", Now: c.now}), 24*time.Hour)
 	if !r.ObservedSince.Equal(start) || r.Observed() != 2*time.Hour {
