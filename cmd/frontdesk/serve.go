@@ -55,6 +55,8 @@ type serveConfig struct {
 	etcdTLS       etcd.TLSFiles
 	hostID        string
 	serveAll      bool
+
+	usage usageConfig
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
@@ -84,6 +86,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&c.limits.MaxConnsPerInstance, "max-conns-per-instance", 64, "open data-plane connections one instance may hold (0: unlimited)")
 	fs.IntVar(&c.maxTrees, "max-trees", dataplane.DefaultMaxTrees, "rendered metadata trees kept in memory (about 27 KB each); quiet instances' trees are rebuilt on demand")
 	fs.IntVar(&c.maxSeries, "metrics-max-instances", metrics.DefaultMaxInstanceSeries, "instances that get their own no-token metric series; the rest share instance_id=\"_other\"")
+	addUsageFlags(fs, &c.usage)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -183,8 +186,8 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	}
 
 	mx := metrics.New(metrics.Options{MaxInstanceSeries: c.maxSeries, Now: now, ControlPlaneActions: controlplane.Actions()})
-	var observers []dataplane.Observer
-	observers = append(observers, mx)
+	uw := newUsageWiring(store, c, admin, now, log, mx)
+	observers := []dataplane.Observer{mx, uw.tracker}
 	var auditLog *audit.Log
 	if c.auditLog != "" {
 		w, err := audit.Open(c.auditLog)
@@ -304,7 +307,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		Logger:      log,
 		Credentials: admin,
 		Applied:     follower.Applied,
-		ExtraRoutes: map[string]http.Handler{"GET /metrics": mx.Handler()},
+		ExtraRoutes: uw.routes(map[string]http.Handler{"GET /metrics": mx.Handler()}),
 		// Ready means guests are served: the data plane keeps serving its
 		// snapshot while the store is away (fail-static), so the store's
 		// health is reported beside it rather than folded into it.
@@ -324,15 +327,8 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 			return g.Instance.OptionsRevision, true
 		},
 		OnRequest: mx.ControlPlaneRequest,
-		OnChange:  onChange,
-		V1Usage: func(w time.Duration) []controlplane.Usage {
-			us := mx.V1Usage(w)
-			out := make([]controlplane.Usage, len(us))
-			for i, u := range us {
-				out[i] = controlplane.Usage(u)
-			}
-			return out
-		},
+		OnChange:  uw.onChange(onChange),
+		V1Usage:   uw.tracker.Report,
 	})
 
 	servers := []*http.Server{dataplane.NewHTTPServer(dp), dataplane.NewHTTPServer(dp6), newAPIServer(cp.Handler())}
@@ -343,6 +339,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 8)
 	wg.Go(func() { _ = follower.Run(runCtx) })
+	uw.start(runCtx, &wg, cp)
 	wg.Go(func() {
 		for {
 			select {
