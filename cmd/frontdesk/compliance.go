@@ -153,6 +153,9 @@ func cmdCompliance(ctx context.Context, e *env, args []string) error {
 	if *window < time.Second || *window > maxUsageWindow {
 		return usageErr("--window must be between 1s and %s, such as 1h or 30m, not %s", maxUsageWindow, *window)
 	}
+	if (*dryRun || *includeActive) && !*remediate {
+		return usageErr("--dry-run and --include-active go with --remediate")
+	}
 	cl, err := c.api.client(ctx, e)
 	if err != nil {
 		return err
@@ -166,9 +169,6 @@ func cmdCompliance(ctx context.Context, e *env, args []string) error {
 		if in.State != string(types.InstanceStateNameTerminated) {
 			ids = append(ids, in.InstanceID)
 		}
-	}
-	if (*dryRun || *includeActive) && !*remediate {
-		return usageErr("--dry-run and --include-active go with --remediate")
 	}
 	uv := usageView{window: *window}
 	if len(ids) > 0 {

@@ -55,6 +55,7 @@ func subcommands() map[string]subcommand {
 		"defaults":   {cmdDefaults, "operator: get or set the account-level instance metadata defaults"},
 		"events":     {cmdEvents, "operator: simulate Spot, rebalance, maintenance and Auto Scaling lifecycle notices"},
 		"compliance": {cmdCompliance, "operator: ec2-imdsv2-check report with IMDSv1 usage; --remediate requires IMDSv2"},
+		"console":    {cmdConsole, "operator: print a login URL for the web console (IMDSv2 migration)"},
 	}
 }
 

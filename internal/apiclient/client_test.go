@@ -17,9 +17,9 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
-	"github.com/frontdesk-imds/frontdesk/internal/usage"
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 	"github.com/frontdesk-imds/frontdesk/internal/memstore"
+	"github.com/frontdesk-imds/frontdesk/internal/usage"
 )
 
 var testCreds = controlplane.AdminCredentials{

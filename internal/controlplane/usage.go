@@ -34,9 +34,9 @@ type describeImdsUsageResponse struct {
 	WindowSeconds int `xml:"windowSeconds"`
 	// ObservedSince is when usage recording began (within the
 	// retention): a window reaching further back was not watched whole.
-	ObservedSince   string `xml:"observedSince,omitempty"`
-	ObservedSeconds int64  `xml:"observedSeconds"`
-	Usage         []xmlUsage `xml:"usageSet>item"`
+	ObservedSince   string     `xml:"observedSince,omitempty"`
+	ObservedSeconds int64      `xml:"observedSeconds"`
+	Usage           []xmlUsage `xml:"usageSet>item"`
 }
 
 // describeImdsUsage answers FrontdeskDescribeImdsUsage: WindowSeconds
