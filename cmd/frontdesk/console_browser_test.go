@@ -83,6 +83,8 @@ func cookies() chromedp.Action[[]*network.Cookie] {
 // the login page is shown.
 func TestConsoleInBrowser(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "--demo", "--demo-http-tokens", "optional")
+	d.cli(t, "instances", "run", "--image-id", "ami-0abcdef1234567890", "--private-ip", "127.0.0.2", "--http-tokens", "required", "--tag", "Name=api")
+	d.cli(t, "instances", "run", "--image-id", "ami-0abcdef1234567890", "--private-ip", "127.0.0.3", "--http-tokens", "optional", "--tag", "Name=batch")
 	for range 4 {
 		if s, _, _ := d.do(t, "GET", "/latest/meta-data/iam/info", map[string]string{"User-Agent": "legacy-app/1.0"}); s != 200 && s != 404 {
 			t.Fatalf("IMDSv1 GET: %d", s)
@@ -104,12 +106,12 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 		var err error
-		if body, err = chromedp.Run(ctx, chromedp.Text("body")); err != nil {
+		if body, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body"))); err != nil {
 			t.Fatalf("%s: reading the page: %v", what, err)
 		}
 	}
 
-	run("open the login URL", chromedp.Navigate(loginURL), chromedp.WaitVisible("h1"))
+	run("open the login URL", chromedp.Navigate(loginURL), chromedp.WaitVisible(chromedp.CSS("h1")))
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
 	if loc != d.apiURL+"/console/" {
 		t.Errorf("after login the browser is at %s, want the overview without the token", loc)
@@ -119,7 +121,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("overview lacks %q:\n%s", want, body)
 		}
 	}
-	if svg, err := chromedp.Run(ctx, chromedp.OuterHTML("svg.chart")); err != nil || !strings.Contains(svg, "<rect") {
+	if svg, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("svg.chart"))); err != nil || !strings.Contains(svg, "<rect") {
 		t.Errorf("overview chart: %v %.200s", err, svg)
 	}
 	ck, err := chromedp.Run(ctx, cookies())
@@ -142,19 +144,19 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 	shot(t, ctx, "overview-phone", 390, 844)
-	run("instance list", chromedp.EmulateViewport(1400, 1000), chromedp.Navigate(d.apiURL+"/console/instances"), chromedp.WaitVisible("table"))
+	run("instance list", chromedp.EmulateViewport(1400, 1000), chromedp.Navigate(d.apiURL+"/console/instances"), chromedp.WaitVisible(chromedp.CSS("table")))
 	if !strings.Contains(body, demoInstanceID) || !strings.Contains(body, "uses IMDSv1") {
 		t.Errorf("instance list:\n%s", body)
 	}
 	shot(t, ctx, "instances-desktop", 1400, 1000)
 	shot(t, ctx, "instances-phone", 390, 844)
 
-	run("instance page", chromedp.EmulateViewport(1400, 1000), chromedp.Navigate(d.apiURL+"/console/instances/"+demoInstanceID), chromedp.WaitVisible("h1"))
+	run("instance page", chromedp.EmulateViewport(1400, 1000), chromedp.Navigate(d.apiURL+"/console/instances/"+demoInstanceID), chromedp.WaitVisible(chromedp.CSS("h1")))
 	if !strings.Contains(body, "legacy-app/1.0") || !strings.Contains(body, "/latest/meta-data/iam/info") {
 		t.Errorf("instance page lacks the caller:\n%s", body)
 	}
 	shot(t, ctx, "instance-desktop", 1400, 1000)
-	run("Require IMDSv2", chromedp.EmulateViewport(1400, 1000), chromedp.Click(`a.primary[href*="/require"]`), chromedp.WaitVisible("button.danger"))
+	run("Require IMDSv2", chromedp.EmulateViewport(1400, 1000), chromedp.Click(chromedp.CSS(`a.primary[href*="/require"]`)), chromedp.WaitVisible(chromedp.CSS("button.danger")))
 	if !strings.Contains(body, "legacy-app/1.0") || !strings.Contains(body, "401") {
 		t.Errorf("confirmation does not list the caller it would break:\n%s", body)
 	}
@@ -176,7 +178,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("POST without the CSRF token: %d, HttpTokens %s; want 403 and no change", resp.StatusCode, d.cliInstances(t)[demoInstanceID].HttpTokens)
 	}
 
-	run("confirm", chromedp.EmulateViewport(1400, 1000), chromedp.Click("button.danger"), chromedp.WaitVisible(".notice"))
+	run("confirm", chromedp.EmulateViewport(1400, 1000), chromedp.Click(chromedp.CSS("button.danger")), chromedp.WaitVisible(chromedp.CSS(".notice")))
 	if !strings.Contains(body, "IMDSv2 is now required on "+demoInstanceID) {
 		t.Errorf("after confirming:\n%s", body)
 	}
@@ -185,7 +187,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	d.waitGuest(t, "127.0.0.1", "/latest/meta-data/instance-id", false, http.StatusUnauthorized)
 
-	run("audit trail", chromedp.Navigate(d.apiURL+"/console/audit"), chromedp.WaitVisible("table"))
+	run("audit trail", chromedp.Navigate(d.apiURL+"/console/audit"), chromedp.WaitVisible(chromedp.CSS("table")))
 	if !strings.Contains(body, "ModifyInstanceMetadataOptions") || !strings.Contains(body, "console:AKIA") || !strings.Contains(body, demoInstanceID) {
 		t.Errorf("audit trail:\n%s", body)
 	}
@@ -200,7 +202,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"/console/", "/console/instances", "/console/instances/" + demoInstanceID, "/console/audit"} {
-		run("without a session: "+p, chromedp.Navigate(d.apiURL+p), chromedp.WaitVisible("h1"))
+		run("without a session: "+p, chromedp.Navigate(d.apiURL+p), chromedp.WaitVisible(chromedp.CSS("h1")))
 		if !strings.Contains(body, "Sign in") || strings.Contains(body, demoInstanceID) || strings.Contains(body, "legacy-app") {
 			t.Errorf("%s without a session shows more than the login page:\n%s", p, body)
 		}

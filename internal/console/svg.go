@@ -16,20 +16,20 @@ import (
 
 // barChart draws one bar per day (oldest first, the last one today).
 func barChart(days []int64, now time.Time) template.HTML {
-	const w, h, left, bottom, top = 700, 180, 40, 22, 10
+	const w, h, left, right, bottom, top = 700, 180, 40, 24, 22, 10
 	var peak int64 = 1
 	for _, v := range days {
 		peak = max(peak, v)
 	}
 	n := len(days)
-	slot := float64(w-left) / float64(n)
+	slot := float64(w-left-right) / float64(n)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="chart" viewBox="0 0 %d %d" role="img" aria-label="IMDSv1 calls per day, last %d days" xmlns="http://www.w3.org/2000/svg">`, w, h, n)
 	plot := float64(h - bottom - top)
 	for _, frac := range []float64{0, 0.5, 1} {
 		y := float64(top) + plot*(1-frac)
-		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" class="grid"/>`, left, y, w, y)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" class="axis" text-anchor="end">%d</text>`, left-6, y+4, int64(frac*float64(peak)))
+		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" class="grid"/>`, left, y, w-right, y)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" class="axis" text-anchor="end">%g</text>`, left-6, y+4, frac*float64(peak))
 	}
 	today := now.UTC().Truncate(24 * time.Hour)
 	for i, v := range days {
