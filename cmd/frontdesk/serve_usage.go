@@ -40,7 +40,7 @@ type usageWiring struct {
 func newUsageWiring(store imds.Store, c serveConfig, creds controlplane.AdminCredentials, now func() time.Time, log *slog.Logger, mx *metrics.Metrics) *usageWiring {
 	node := c.hostID
 	tr := v1usage.New(store, v1usage.Options{Node: node, Retention: c.usage.retention, FlushInterval: c.usage.flush, Now: now, Logger: log,
-		OnFlush: func(_ int, err error) { mx.UsageFlush(err) }})
+		OnFlush: func(_ int, calls int64, err error) { mx.UsageFlush(calls, err) }})
 	return &usageWiring{tracker: tr, mount: &lateHandler{}, store: store, creds: creds, log: log, now: now, mx: mx}
 }
 

@@ -125,6 +125,7 @@ type Metrics struct {
 	v1Calls       prometheus.Gauge
 	usageObserved prometheus.Gauge
 	usageFlushes  *prometheus.CounterVec
+	usageWritten  prometheus.Counter
 }
 
 // outcomeCount is the number of dataplane.Outcome values, with room to
@@ -255,8 +256,13 @@ func New(opts Options) *Metrics {
 		Help: "Batched writes of this node's IMDSv1 usage to the store, by outcome (success, failure).",
 	}, []string{"outcome"})
 
+	m.usageWritten = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "frontdesk_usage_calls_written_total",
+		Help: "IMDSv1 calls this node has written to the store's usage records.",
+	})
+
 	m.reg.MustRegister(
-		m.v1Instances, m.v1Calls, m.usageObserved, m.usageFlushes,
+		m.v1Instances, m.v1Calls, m.usageObserved, m.usageFlushes, m.usageWritten,
 		m.requests, duration, outcomes, m.tokensIssued, m.unknownCaller,
 		m.noToken, m.noTokenReject, m.connReject,
 		m.snapRevision, m.instanceNum, m.applyLatency, m.storeErrors, m.watchLag, m.reloads,
@@ -375,8 +381,9 @@ func (m *Metrics) FleetV1Usage(instances int, calls int64, observed time.Duratio
 	m.usageObserved.Set(observed.Seconds())
 }
 
-// UsageFlush counts one batched write of IMDSv1 usage.
-func (m *Metrics) UsageFlush(err error) {
+// UsageFlush counts one batched write of IMDSv1 usage that wrote calls.
+func (m *Metrics) UsageFlush(calls int64, err error) {
+	m.usageWritten.Add(float64(calls))
 	outcome := "success"
 	if err != nil {
 		outcome = "failure"

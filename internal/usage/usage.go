@@ -65,8 +65,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives flush failures; nil discards.
 	Logger *slog.Logger
-	// OnFlush is told about every flush: instances written and error.
-	OnFlush func(instances int, err error)
+	// OnFlush is told about every flush that had calls to write: the
+	// instances and calls written, and the error of the chunks that failed
+	// (their calls are kept for the next flush).
+	OnFlush func(instances int, calls int64, err error)
 }
 
 // Tracker counts IMDSv1 calls and persists them. It implements
@@ -289,6 +291,7 @@ func (t *Tracker) Flush(ctx context.Context) error {
 	oldest := floorHour(now.Add(-t.opts.Retention))
 	var errs []error
 	written := 0
+	var calls int64
 	for chunk := range slices.Chunk(ids, t.opts.FlushChunk) {
 		recs := make(map[string]*imds.UsageRecord, len(chunk))
 		err := t.store.Update(ctx, func(tx imds.Tx) error {
@@ -323,6 +326,11 @@ func (t *Tracker) Flush(ctx context.Context) error {
 			t.own[id] = r
 		}
 		written += len(chunk)
+		for _, id := range chunk {
+			for _, hd := range batch[id].hours {
+				calls += hd.calls + hd.rejected
+			}
+		}
 	}
 	err := errors.Join(errs...)
 	if err != nil {
@@ -330,7 +338,7 @@ func (t *Tracker) Flush(ctx context.Context) error {
 		err = fmt.Errorf("flush usage: %w", err)
 	}
 	if t.opts.OnFlush != nil {
-		t.opts.OnFlush(written, err)
+		t.opts.OnFlush(written, calls, err)
 	}
 	return err
 }

@@ -211,7 +211,7 @@ func TestFailedFlushKeepsCallsForTheNext(t *testing.T) {
 	f := &failing{Store: st, fail: true}
 	c := newClock()
 	var flushed []int
-	tr := usage.New(f, usage.Options{Node: "n1", Now: c.now, OnFlush: func(n int, _ error) { flushed = append(flushed, n) }})
+	tr := usage.New(f, usage.Options{Node: "n1", Now: c.now, OnFlush: func(n int, _ int64, _ error) { flushed = append(flushed, n) }})
 	call(tr, c.now(), ids[0], "/a", "a/1", dataplane.OutcomeServed)
 	if err := tr.Flush(t.Context()); !errors.Is(err, imds.ErrUnavailable) {
 		t.Fatalf("flush to a failing store = %v, want ErrUnavailable", err)
