@@ -19,6 +19,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: missing ${need[*]}; run as root or install them: apt-get install ${need[*]}" >&2
@@ -36,18 +38,18 @@ if [ -n "$unformatted" ]; then
 fi
 
 echo "== go vet"
-go vet ./...
+go vet -tags integration ./...
 
 echo "== staticcheck"
-go tool staticcheck ./...
+go tool staticcheck -tags integration ./...
 
 echo "== go test -race"
 # The daemon-level tests (cmd/frontdesk) run after the others, not beside
 # them: a few compare latencies within one run (a flooding guest against
 # its neighbour), and two cores shared with other test binaries would
 # measure the machine instead.
-go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/cmd/frontdesk$')
-go test -race -count=1 -timeout 20m ./cmd/frontdesk
+go test -race -count=1 -timeout 20m -tags integration $(go list ./... | grep -v '/cmd/frontdesk$')
+go test -race -count=1 -timeout 20m -tags integration ./cmd/frontdesk
 
 echo "== allocation tests (without -race)"
 go test -count=1 -run 'DoesNotAllocate' ./...
