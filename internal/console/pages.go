@@ -3,6 +3,7 @@ package console
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -76,14 +77,35 @@ type row struct {
 	Live                              bool
 }
 
+// rowFields are the fields of a stored instance the list needs; decoding
+// only them costs a fraction of a whole instance.
+type rowFields struct {
+	InstanceID      string     `json:"instanceId"`
+	State           string     `json:"state"`
+	Tags            []imds.Tag `json:"tags"`
+	MetadataOptions struct {
+		HttpTokens   string `json:"httpTokens"`
+		HttpEndpoint string `json:"httpEndpoint"`
+	} `json:"metadataOptions"`
+}
+
 func (c *Console) rows(ctx context.Context) ([]row, error) {
 	v, err := c.memo("rows", func() (any, error) {
 		var out []row
 		err := c.store.View(ctx, func(tx imds.Tx) error {
-			return imds.ListInstances(tx, func(in *imds.Instance) error {
-				name, _ := in.TagValue("Name")
-				out = append(out, row{ID: in.InstanceID, Name: name, State: in.State, Tokens: in.MetadataOptions.HttpTokens,
-					Endpoint: in.MetadataOptions.HttpEndpoint, Tags: in.Tags, Live: in.Live()})
+			return imds.ScanInstanceValues(tx, func(b []byte) error {
+				var f rowFields
+				if err := json.Unmarshal(b, &f); err != nil {
+					return fmt.Errorf("decode instance: %w", err)
+				}
+				rw := row{ID: f.InstanceID, State: f.State, Tokens: f.MetadataOptions.HttpTokens, Endpoint: f.MetadataOptions.HttpEndpoint,
+					Tags: f.Tags, Live: f.State != imds.StateTerminated}
+				for _, t := range f.Tags {
+					if t.Key == "Name" {
+						rw.Name = t.Value
+					}
+				}
+				out = append(out, rw)
 				return nil
 			})
 		})

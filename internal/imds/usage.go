@@ -270,3 +270,10 @@ func ListUsageNodes(tx Tx, fn func(UsageNode) error) error {
 func DeleteUsageNode(tx Tx, node string) error {
 	return tx.Delete(usageNodePrefix + node)
 }
+
+// ScanInstanceValues calls fn with the stored value of every instance, in id
+// order, undecoded: for a reader that needs a few fields of a large fleet
+// (the console's instance list) and decodes them into a smaller struct.
+func ScanInstanceValues(tx Tx, fn func(value []byte) error) error {
+	return tx.Scan(instancePrefix, func(_ string, v []byte) error { return fn(v) })
+}
