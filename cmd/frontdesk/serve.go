@@ -186,7 +186,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	}
 
 	mx := metrics.New(metrics.Options{MaxInstanceSeries: c.maxSeries, Now: now, ControlPlaneActions: controlplane.Actions()})
-	uw := newUsageWiring(store, c, admin, now, log, mx)
+	uw := newUsageWiring(store, c, cfg, admin, now, log, mx)
 	observers := []dataplane.Observer{mx, uw.tracker}
 	var auditLog *audit.Log
 	if c.auditLog != "" {

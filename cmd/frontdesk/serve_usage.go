@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/frontdesk-imds/frontdesk/internal/config"
 	"github.com/frontdesk-imds/frontdesk/internal/console"
 	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
@@ -37,9 +38,12 @@ type usageWiring struct {
 	mx      *metrics.Metrics
 }
 
-func newUsageWiring(store imds.Store, c serveConfig, creds controlplane.AdminCredentials, now func() time.Time, log *slog.Logger, mx *metrics.Metrics) *usageWiring {
-	node := c.hostID
-	tr := v1usage.New(store, v1usage.Options{Node: node, Retention: c.usage.retention, FlushInterval: c.usage.flush, Now: now, Logger: log,
+func newUsageWiring(store imds.Store, c serveConfig, cfg *config.Config, creds controlplane.AdminCredentials, now func() time.Time, log *slog.Logger, mx *metrics.Metrics) *usageWiring {
+	retention := c.usage.retention
+	if retention == v1usage.DefaultRetention && cfg.Usage.Retention > 0 {
+		retention = cfg.Usage.Retention // the flag, when set to something else, wins
+	}
+	tr := v1usage.New(store, v1usage.Options{Node: c.hostID, Retention: retention, FlushInterval: c.usage.flush, Now: now, Logger: log,
 		OnFlush: func(_ int, calls int64, err error) { mx.UsageFlush(calls, err) }})
 	return &usageWiring{tracker: tr, mount: &lateHandler{}, store: store, creds: creds, log: log, now: now, mx: mx}
 }

@@ -28,6 +28,15 @@ const (
 // values, which mean the defaults.
 type Config struct {
 	Credentials Credentials `yaml:"credentials"`
+	// Usage tunes the durable record of IMDSv1 calls (package usage).
+	Usage Usage `yaml:"usage"`
+}
+
+// Usage is the usage: section.
+type Usage struct {
+	// Retention is how long hourly IMDSv1 usage is kept (default 336h);
+	// serve's --usage-retention, when given, wins.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Credentials chooses where role credentials come from.
@@ -127,6 +136,9 @@ var unknownField = regexp.MustCompile(`^(line \d+: )field (\S+) not found in typ
 // Validate checks every value and returns the first problem as
 // "key.path: what is wrong".
 func (c *Config) Validate() error {
+	if r := c.Usage.Retention; r != 0 && (r < time.Hour || r > 366*24*time.Hour) {
+		return fmt.Errorf("usage.retention: %s is out of range (1h to 8784h)", r)
+	}
 	if err := c.Credentials.Default.validate("credentials.default", false); err != nil {
 		return err
 	}
