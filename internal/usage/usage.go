@@ -463,7 +463,7 @@ func topOf(m map[string]int64, n int) []imds.UsageCount {
 
 // Prune drops buckets older than the retention from every record (of
 // every node: a node that left the fleet is pruned by the others), removes
-// records left empty or whose instance no longer exists, and forgets
+// records left empty or whose instance is terminated or gone, and forgets
 // observation records of nodes silent for longer than the retention.
 func (t *Tracker) Prune(ctx context.Context) error {
 	t.flushMu.Lock()
@@ -478,7 +478,9 @@ func (t *Tracker) Prune(ctx context.Context) error {
 	err := t.store.View(ctx, func(tx imds.Tx) error {
 		live := map[string]bool{}
 		if err := imds.ListInstances(tx, func(in *imds.Instance) error {
-			live[in.InstanceID] = true
+			// A terminated instance has no caller left to break: its
+			// usage goes now, before the instance itself is purged.
+			live[in.InstanceID] = in.Live()
 			return nil
 		}); err != nil {
 			return err

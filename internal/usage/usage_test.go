@@ -154,6 +154,11 @@ func TestRetentionPruneAndDelete(t *testing.T) {
 		t.Errorf("%s still has usage after DeleteInstance", ids[2])
 	}
 	c.add(3 * time.Hour)
+	// ids[1] stays; a terminated instance's usage goes with the next prune.
+	call(tr, c.now(), ids[1], "/new", "new/1", dataplane.OutcomeServed)
+	if err := tr.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	if err := tr.Prune(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -161,8 +166,8 @@ func TestRetentionPruneAndDelete(t *testing.T) {
 	if _, ok := r.Get(ids[0]); ok {
 		t.Errorf("%s kept past the retention", ids[0])
 	}
-	if s, ok := r.Get(ids[1]); !ok || s.Calls != 1 || s.LastPath != "/new" {
-		t.Errorf("%s after pruning = %+v, want only the recent call", ids[1], s)
+	if s, ok := r.Get(ids[1]); !ok || s.Calls != 2 || s.LastPath != "/new" {
+		t.Errorf("%s after pruning = %+v, want only the 2 recent calls", ids[1], s)
 	}
 	var keys int
 	_ = st.View(t.Context(), func(tx imds.Tx) error {
@@ -250,5 +255,37 @@ func TestFlushCostIsBoundedWhateverTheGuestsDo(t *testing.T) {
 	}
 	if s, _ := report(t, tr, time.Hour).Get(ids[0]); s.Calls != 2500 {
 		t.Errorf("stored %d calls, want 2500", s.Calls)
+	}
+}
+
+func TestTerminatedInstanceUsageIsPruned(t *testing.T) {
+	st, ids := storeWith(t, 1, 2)
+	c := newClock()
+	tr := usage.New(st, usage.Options{Node: "n1", Now: c.now})
+	for _, id := range ids {
+		call(tr, c.now(), id, "/latest/meta-data/", "cron/1", dataplane.OutcomeServed)
+	}
+	if err := tr.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Update(t.Context(), func(tx imds.Tx) error {
+		in, err := imds.GetInstance(tx, ids[0])
+		if err != nil {
+			return err
+		}
+		in.State = imds.StateTerminated
+		return imds.PutInstance(tx, in)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Prune(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r := report(t, tr, time.Hour)
+	if _, ok := r.Get(ids[0]); ok {
+		t.Errorf("terminated %s still has usage after a prune", ids[0])
+	}
+	if s, ok := r.Get(ids[1]); !ok || s.Calls != 1 {
+		t.Errorf("running %s lost its usage: %+v", ids[1], s)
 	}
 }
