@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -378,4 +379,28 @@ func BenchmarkRequestV2ServedParallel(b *testing.B) {
 			m.Request(r, ev)
 		}
 	})
+}
+
+func TestFleetUsageAndFlushMetrics(t *testing.T) {
+	m := New(Options{})
+	m.FleetV1Usage(7, 420, 90*time.Minute)
+	m.UsageFlush(12, nil)
+	m.UsageFlush(3, errors.New("store unavailable"))
+	fams := scrape(t, m)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"frontdesk_imds_v1_instances", nil, 7},
+		{"frontdesk_imds_v1_calls_24h", nil, 420},
+		{"frontdesk_imds_v1_usage_observed_seconds", nil, 5400},
+		{"frontdesk_usage_flushes_total", []string{"outcome", "success"}, 1},
+		{"frontdesk_usage_flushes_total", []string{"outcome", "failure"}, 1},
+		{"frontdesk_usage_calls_written_total", nil, 15},
+	} {
+		if got, ok := value(fams, c.name, c.labels...); !ok || got != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
 }
