@@ -16,7 +16,7 @@ import (
 
 // barChart draws one bar per day (oldest first, the last one today).
 func barChart(days []int64, now time.Time) template.HTML {
-	const w, h, left, right, bottom, top = 700, 180, 40, 24, 22, 10
+	const w, h, left, right, bottom, top = 900, 190, 40, 24, 22, 10
 	var peak int64 = 1
 	for _, v := range days {
 		peak = max(peak, v)
