@@ -186,7 +186,10 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	}
 
 	mx := metrics.New(metrics.Options{MaxInstanceSeries: c.maxSeries, Now: now, ControlPlaneActions: controlplane.Actions()})
-	uw := newUsageWiring(store, c, cfg, admin, now, log, mx)
+	uw, err := newUsageWiring(store, c, cfg, admin, now, log, mx)
+	if err != nil {
+		return err
+	}
 	observers := []dataplane.Observer{mx, uw.tracker}
 	var auditLog *audit.Log
 	if c.auditLog != "" {

@@ -2,7 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -38,14 +44,50 @@ type usageWiring struct {
 	mx      *metrics.Metrics
 }
 
-func newUsageWiring(store imds.Store, c serveConfig, cfg *config.Config, creds controlplane.AdminCredentials, now func() time.Time, log *slog.Logger, mx *metrics.Metrics) *usageWiring {
+func newUsageWiring(store imds.Store, c serveConfig, cfg *config.Config, creds controlplane.AdminCredentials, now func() time.Time, log *slog.Logger, mx *metrics.Metrics) (*usageWiring, error) {
 	retention := c.usage.retention
 	if retention == v1usage.DefaultRetention && cfg.Usage.Retention > 0 {
 		retention = cfg.Usage.Retention // the flag, when set to something else, wins
 	}
-	tr := v1usage.New(store, v1usage.Options{Node: c.hostID, Retention: retention, FlushInterval: c.usage.flush, Now: now, Logger: log,
+	node, err := usageNode(c)
+	if err != nil {
+		return nil, err
+	}
+	tr := v1usage.New(store, v1usage.Options{Node: node, Retention: retention, FlushInterval: c.usage.flush, Now: now, Logger: log,
 		OnFlush: func(_ int, calls int64, err error) { mx.UsageFlush(calls, err) }})
-	return &usageWiring{tracker: tr, mount: &lateHandler{}, store: store, creds: creds, log: log, now: now, mx: mx}
+	return &usageWiring{tracker: tr, mount: &lateHandler{}, store: store, creds: creds, log: log, now: now, mx: mx}, nil
+}
+
+// usageNode names this node's usage records. Two nodes writing under one
+// name would overwrite each other's counts, so: the --host-id when given
+// (unique in a fleet); else a name made once and kept in the data
+// directory (one daemon per directory: bolt locks it); else, for the
+// memory store, a new name per run.
+func usageNode(c serveConfig) (string, error) {
+	if c.hostID != "" {
+		return c.hostID, nil
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "frontdesk"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	fresh := host + "-" + hex.EncodeToString(b[:])
+	if c.store == "memory" {
+		return fresh, nil
+	}
+	path := filepath.Join(c.dataDir, "usage-node")
+	if v, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(v))) > 0 {
+		return strings.TrimSpace(string(v)), nil
+	}
+	if err := os.MkdirAll(c.dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(fresh+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("usage node name: %w", err)
+	}
+	return fresh, nil
 }
 
 // routes adds the console to the control plane's extra routes.

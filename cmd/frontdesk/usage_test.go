@@ -63,3 +63,26 @@ func TestConsoleLoginURLFromTheCLI(t *testing.T) {
 		t.Errorf("--valid-for 2h: exit %d, want 2", r.code())
 	}
 }
+
+// Each node writes its usage under its own name: the host id in a fleet,
+// else a name kept in the data directory across restarts.
+func TestUsageNodeName(t *testing.T) {
+	dir := t.TempDir()
+	a, err := usageNode(serveConfig{store: "bolt", dataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := usageNode(serveConfig{store: "bolt", dataDir: dir})
+	other, _ := usageNode(serveConfig{store: "bolt", dataDir: t.TempDir()})
+	if a == "" || a != b || a == other {
+		t.Errorf("names %q, %q (same dir), %q (another dir): want stable per directory, distinct across", a, b, other)
+	}
+	if h, _ := usageNode(serveConfig{store: "etcd", dataDir: dir, hostID: "node-a"}); h != "node-a" {
+		t.Errorf("with --host-id: %q", h)
+	}
+	m1, _ := usageNode(serveConfig{store: "memory"})
+	m2, _ := usageNode(serveConfig{store: "memory"})
+	if m1 == m2 {
+		t.Errorf("memory stores share the name %q", m1)
+	}
+}
