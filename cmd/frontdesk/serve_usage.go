@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
