@@ -24,6 +24,8 @@ command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 [ -r /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: missing ${need[*]}; run as root or install them: apt-get install ${need[*]}" >&2

@@ -62,6 +62,7 @@ type serveConfig struct {
 	docker            dockerFlags
 	demoCallers       string                  // --demo-callers, parsed by demoCallerRanges into callers
 	callers           []dataplane.CallerRange // served the demo instance (tests only)
+	usage             usageConfig
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
@@ -94,6 +95,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&c.maxTrees, "max-trees", dataplane.DefaultMaxTrees, "rendered metadata trees kept in memory (about 27 KB each); quiet instances' trees are rebuilt on demand")
 	c.docker.register(fs)
 	fs.IntVar(&c.maxSeries, "metrics-max-instances", metrics.DefaultMaxInstanceSeries, "instances that get their own no-token metric series; the rest share instance_id=\"_other\"")
+	addUsageFlags(fs, &c.usage)
 	if err := parseFlags(e, fs, serveUsage(fs), args); err != nil {
 		return err
 	}
@@ -207,8 +209,11 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	mx := metrics.New(metrics.Options{MaxInstanceSeries: c.maxSeries, Now: now, ControlPlaneActions: controlplane.Actions()})
 	mx.SetBuild(buildInfo())
 	mx.StoreOps("load", "watch", "probe")
-	var observers []dataplane.Observer
-	observers = append(observers, mx)
+	uw, err := newUsageWiring(store, c, cfg, admin, now, log, mx)
+	if err != nil {
+		return err
+	}
+	observers := []dataplane.Observer{mx, uw.tracker}
 	var auditLog *audit.Log
 	var auditReopen func(context.Context)
 	if c.auditLog != "" {
@@ -337,8 +342,8 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		AccountID:   rs.AccountID,
 		Zones:       rs.Zones,
 		Applied:     follower.Applied,
-		ExtraRoutes: map[string]http.Handler{"GET /metrics": mx.Handler(),
-			"GET " + identityCertificatesPath: identityCertificatesHandler(signer)},
+		ExtraRoutes: uw.routes(map[string]http.Handler{"GET /metrics": mx.Handler(),
+			"GET " + identityCertificatesPath: identityCertificatesHandler(signer)}),
 		// Ready means guests are served: the data plane keeps serving its
 		// snapshot while the store is away (fail-static), so the store's
 		// health is reported beside it rather than folded into it.
@@ -358,15 +363,8 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 			return g.Instance.OptionsRevision, true
 		},
 		OnRequest: mx.ControlPlaneRequest,
-		OnChange:  onChange,
-		V1Usage: func(w time.Duration) []controlplane.Usage {
-			us := mx.V1Usage(w)
-			out := make([]controlplane.Usage, len(us))
-			for i, u := range us {
-				out[i] = controlplane.Usage(u)
-			}
-			return out
-		},
+		OnChange:  uw.onChange(onChange),
+		V1Usage:   uw.tracker.Report,
 	})
 
 	servers := []*http.Server{dataplane.NewHTTPServer(dp), dataplane.NewHTTPServer(dp6), newAPIServer(cp.Handler())}
@@ -385,6 +383,7 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 	if auditReopen != nil {
 		wg.Go(func() { auditReopen(runCtx) })
 	}
+	uw.start(runCtx, &wg, cp)
 	wg.Go(func() {
 		for {
 			select {

@@ -18,6 +18,7 @@ import (
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 	"github.com/frontdesk-imds/frontdesk/internal/metrics"
 	"github.com/frontdesk-imds/frontdesk/internal/retention"
+	v1usage "github.com/frontdesk-imds/frontdesk/internal/usage"
 )
 
 // boundsConfig holds the serve flags that bound what the daemon holds.
@@ -155,8 +156,8 @@ func retentionOf(c serveConfig, cfg *config.Config) time.Duration {
 }
 
 // alsoPurge deletes an instance's records kept beside it (under other key
-// prefixes) in the transaction that purges it; nothing yet.
-func alsoPurge(imds.Tx, string) error { return nil }
+// prefixes) in the transaction that purges it: its IMDSv1 usage.
+func alsoPurge(tx imds.Tx, id string) error { return v1usage.DeleteInstance(tx, id) }
 
 // runRetention purges terminated instances after their window until ctx
 // ends; in a fleet only the node holding the purge lease does.

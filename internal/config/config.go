@@ -40,6 +40,8 @@ type Config struct {
 	// Docker is the policy for containers (serve --docker).
 	Docker    Docker    `yaml:"docker"`
 	Instances Instances `yaml:"instances"`
+	// Usage tunes the durable record of IMDSv1 calls (package usage).
+	Usage Usage `yaml:"usage"`
 }
 
 // Instances holds settings of the instances' life cycle.
@@ -48,6 +50,13 @@ type Instances struct {
 	// to DescribeInstances before it is purged (default 1h, as EC2);
 	// serve's --terminated-retention overrides it.
 	TerminatedRetention time.Duration `yaml:"terminated_retention"`
+}
+
+// Usage is the usage: section.
+type Usage struct {
+	// Retention is how long hourly IMDSv1 usage is kept (default 336h);
+	// serve's --usage-retention, when given, wins.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Credentials chooses where role credentials come from.
@@ -162,6 +171,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Instances.TerminatedRetention < 0 {
 		return errors.New("instances.terminated_retention: must not be negative")
+	}
+	if r := c.Usage.Retention; r != 0 && (r < time.Hour || r > 366*24*time.Hour) {
+		return fmt.Errorf("usage.retention: %s is out of range (1h to 8784h)", r)
 	}
 	if err := c.Credentials.Default.validate("credentials.default", false); err != nil {
 		return err

@@ -197,3 +197,13 @@ func TestTerminatedRetentionKey(t *testing.T) {
 		t.Fatalf("a negative retention: %v, want an error naming the key", err)
 	}
 }
+
+func TestUsageRetention(t *testing.T) {
+	c, err := Parse(strings.NewReader("usage:\n  retention: 168h\n"))
+	if err != nil || c.Usage.Retention != 168*time.Hour {
+		t.Fatalf("usage.retention 168h: %+v, %v", c, err)
+	}
+	if _, err := Parse(strings.NewReader("usage:\n  retention: 10m\n")); err == nil || !strings.Contains(err.Error(), "usage.retention") {
+		t.Errorf("usage.retention 10m: %v, want an error naming the key", err)
+	}
+}

@@ -91,9 +91,10 @@ type Options struct {
 	// defaults) and a small detail map of what changed. Detail never holds
 	// user data, tag values or secrets.
 	OnChange func(accessKeyID, action string, instanceIDs []string, detail map[string]string)
-	// V1Usage reports tokenless (IMDSv1) traffic per instance over a window,
-	// for FrontdeskDescribeImdsUsage; nil answers an empty set.
-	V1Usage func(window time.Duration) []Usage
+	// V1Usage reports the fleet's tokenless (IMDSv1) traffic per instance
+	// over a window, for FrontdeskDescribeImdsUsage; nil answers
+	// UnsupportedOperation (an empty set would read as "no calls").
+	V1Usage UsageReporter
 	// Credentials are the admin access key every request must be signed
 	// with (see LoadOrCreateAdmin).
 	Credentials AdminCredentials

@@ -1,5 +1,5 @@
-// Package metrics exposes frontdesk's Prometheus metrics and tracks recent
-// IMDSv1 use per instance for `frontdesk compliance`. It is the only package
+// Package metrics exposes frontdesk's Prometheus metrics, among them the
+// fleet's IMDSv1 usage as package usage stores it. It is the only package
 // that imports the Prometheus client library.
 //
 // Every metric lives in the Metrics value's own registry, never the global
@@ -79,12 +79,11 @@ type Options struct {
 	// as the action label; other names become "_unknown". Empty keeps the
 	// first 64 names seen.
 	ControlPlaneActions []string
-	// Now is the clock for the IMDSv1 usage windows (default time.Now).
+	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
 
-// Metrics holds frontdesk's metrics and the IMDSv1 usage tracker. Its
-// methods are safe for concurrent use.
+// Metrics holds frontdesk's metrics. Its methods are safe for concurrent use.
 type Metrics struct {
 	reg *prometheus.Registry
 	now func() time.Time
@@ -120,6 +119,13 @@ type Metrics struct {
 	cpRequests   *prometheus.CounterVec
 	cpActions    *labelSet
 	cpCodes      *labelSet
+
+	// IMDSv1 usage as stored (package usage).
+	v1Instances   prometheus.Gauge
+	v1Calls       prometheus.Gauge
+	usageObserved prometheus.Gauge
+	usageFlushes  *prometheus.CounterVec
+	usageWritten  prometheus.Counter
 }
 
 // outcomeCount is the number of dataplane.Outcome values, with room to
@@ -233,7 +239,30 @@ func New(opts Options) *Metrics {
 		Help: "Control-plane API requests by action and EC2 error code (ok: success).",
 	}, []string{"action", "code"})
 
+	m.v1Instances = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "frontdesk_imds_v1_instances",
+		Help: "Instances of the fleet (every node) that made IMDSv1 calls in the last 24 hours, from the stored usage.",
+	})
+	m.v1Calls = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "frontdesk_imds_v1_calls_24h",
+		Help: "IMDSv1 calls of the fleet (every node, answered and refused) in the last 24 hours, from the stored usage.",
+	})
+	m.usageObserved = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "frontdesk_imds_v1_usage_observed_seconds",
+		Help: "How long IMDSv1 usage has been recorded (capped at the retention): a short history proves no instance quiet.",
+	})
+	m.usageFlushes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "frontdesk_usage_flushes_total",
+		Help: "Batched writes of this node's IMDSv1 usage to the store, by outcome (success, failure).",
+	}, []string{"outcome"})
+
+	m.usageWritten = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "frontdesk_usage_calls_written_total",
+		Help: "IMDSv1 calls this node has written to the store's usage records.",
+	})
+
 	m.reg.MustRegister(
+		m.v1Instances, m.v1Calls, m.usageObserved, m.usageFlushes, m.usageWritten,
 		m.requests, duration, outcomes, m.tokensIssued, m.unknownCaller,
 		m.noToken, m.noTokenReject, m.connReject,
 		m.snapRevision, m.instanceNum, m.applyLatency, m.storeErrors, m.watchLag, m.reloads,
@@ -344,4 +373,22 @@ func (t tee) Request(r *http.Request, ev *dataplane.RequestEvent) {
 	for _, o := range t {
 		o.Request(r, ev)
 	}
+}
+
+// FleetV1Usage sets the fleet's stored IMDSv1 usage of the last 24 hours:
+// instances with calls, their calls, and how long usage has been observed.
+func (m *Metrics) FleetV1Usage(instances int, calls int64, observed time.Duration) {
+	m.v1Instances.Set(float64(instances))
+	m.v1Calls.Set(float64(calls))
+	m.usageObserved.Set(observed.Seconds())
+}
+
+// UsageFlush counts one batched write of IMDSv1 usage that wrote calls.
+func (m *Metrics) UsageFlush(calls int64, err error) {
+	m.usageWritten.Add(float64(calls))
+	outcome := "success"
+	if err != nil {
+		outcome = "failure"
+	}
+	m.usageFlushes.WithLabelValues(outcome).Inc()
 }
