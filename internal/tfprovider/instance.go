@@ -129,7 +129,7 @@ func (r *instanceResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			},
 			"ipv6_addresses": schema.ListAttribute{
 				ElementType: types.StringType, Optional: true, Computed: true,
-				Description: "IPv6 addresses of the primary interface.",
+				Description:   "IPv6 addresses of the primary interface.",
 				PlanModifiers: []planmodifier.List{listplanmodifier.RequiresReplace(), listplanmodifier.UseStateForUnknown()},
 			},
 			"subnet_id": schema.StringAttribute{
@@ -156,7 +156,7 @@ func (r *instanceResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 			},
 			"host_id": schema.StringAttribute{
 				Optional: true, Computed: true,
-				Description: "Placement host: in fleet mode, the frontdesk node that serves the instance. Changing it moves the instance in place.",
+				Description:   "Placement host: in fleet mode, the frontdesk node that serves the instance. Changing it moves the instance in place.",
 				PlanModifiers: keep,
 			},
 			"private_dns": schema.StringAttribute{
@@ -177,8 +177,8 @@ func (r *instanceResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 				NestedObject: schema.NestedBlockObject{Attributes: map[string]schema.Attribute{
 					"http_tokens": schema.StringAttribute{
 						Optional: true, Computed: true,
-						Description: "required (IMDSv2 only: tokenless calls get 401) or optional.",
-						Validators:  []validator.String{stringvalidator.OneOf("required", "optional")},
+						Description:   "required (IMDSv2 only: tokenless calls get 401) or optional.",
+						Validators:    []validator.String{stringvalidator.OneOf("required", "optional")},
 						PlanModifiers: keep,
 					},
 					"http_put_response_hop_limit": schema.Int64Attribute{
@@ -283,34 +283,12 @@ func (r *instanceResource) Update(ctx context.Context, req resource.UpdateReques
 	ec := r.client.EC2()
 
 	// Each change is its own EC2 action, as on AWS; one that fails stops
-	// the update, and the Read below records what did change.
-	var optionsChanged bool
-	planOpts, diags := metadataOptionsOf(ctx, plan.MetadataOptions)
-	resp.Diagnostics.Append(diags...)
-	priorOpts, diags := metadataOptionsOf(ctx, prior.MetadataOptions)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	if planOpts != nil && (priorOpts == nil || *planOpts != *priorOpts) {
-		in := &ec2.ModifyInstanceMetadataOptionsInput{InstanceId: aws.String(id)}
-		req := optionsRequest(*planOpts)
-		in.HttpTokens, in.HttpEndpoint, in.HttpProtocolIpv6 = req.HttpTokens, req.HttpEndpoint, req.HttpProtocolIpv6
-		in.InstanceMetadataTags, in.HttpPutResponseHopLimit = req.InstanceMetadataTags, req.HttpPutResponseHopLimit
-		// Tags first when metadata tags get enabled: the control plane
-		// checks the keys the instance has then.
-		if in.InstanceMetadataTags == ec2types.InstanceMetadataTagsStateEnabled {
-			if !r.updateTags(ctx, id, prior.Tags, plan.Tags, &resp.Diagnostics) {
-				return
-			}
-			prior.Tags = plan.Tags
-		}
-		if _, err := ec.ModifyInstanceMetadataOptions(ctx, in); err != nil {
-			resp.Diagnostics.Append(apiError("modifying metadata options of frontdesk instance "+id, err))
-			return
-		}
-		optionsChanged = true
-	}
+	// the update, and the next refresh records what did change. The
+	// metadata options go last: waiting for the data plane to apply them
+	// then also covers the changes before them (the data plane follows the
+	// store in revision order), so the guest sees all of it once apply
+	// returns. Tags go first, for the same reason and because enabling
+	// instance_metadata_tags checks the keys the instance has then.
 	if !r.updateTags(ctx, id, prior.Tags, plan.Tags, &resp.Diagnostics) {
 		return
 	}
@@ -338,6 +316,29 @@ func (r *instanceResource) Update(ctx context.Context, req resource.UpdateReques
 		})
 		if err != nil {
 			resp.Diagnostics.Append(apiError("moving frontdesk instance "+id, err))
+			return
+		}
+	}
+	planOpts, diags := metadataOptionsOf(ctx, plan.MetadataOptions)
+	resp.Diagnostics.Append(diags...)
+	priorOpts, diags := metadataOptionsOf(ctx, prior.MetadataOptions)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	optionsChanged := planOpts != nil && (priorOpts == nil || *planOpts != *priorOpts)
+	if optionsChanged {
+		o := optionsRequest(*planOpts)
+		_, err := ec.ModifyInstanceMetadataOptions(ctx, &ec2.ModifyInstanceMetadataOptionsInput{
+			InstanceId:              aws.String(id),
+			HttpTokens:              o.HttpTokens,
+			HttpEndpoint:            o.HttpEndpoint,
+			HttpProtocolIpv6:        o.HttpProtocolIpv6,
+			InstanceMetadataTags:    o.InstanceMetadataTags,
+			HttpPutResponseHopLimit: o.HttpPutResponseHopLimit,
+		})
+		if err != nil {
+			resp.Diagnostics.Append(apiError("modifying metadata options of frontdesk instance "+id, err))
 			return
 		}
 	}
