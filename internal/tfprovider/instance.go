@@ -541,9 +541,15 @@ func (r *instanceResource) waitApplied(ctx context.Context, id string) (*ec2type
 	}
 }
 
-// updateTags makes the instance's tags from into to: DeleteTags for keys
-// that go, CreateTags for keys that come or change. It reports success.
+// updateTags makes the instance's tags from into to.
 func (r *instanceResource) updateTags(ctx context.Context, id string, from, to types.Map, diags *diag.Diagnostics) bool {
+	return syncTags(ctx, r.client.EC2(), "frontdesk instance "+id, id, from, to, diags)
+}
+
+// syncTags makes resource id's tags from into to: DeleteTags for keys that
+// go, CreateTags for keys that come or change. It reports success; what
+// names the resource in diagnostics.
+func syncTags(ctx context.Context, ec *ec2.Client, what, id string, from, to types.Map, diags *diag.Diagnostics) bool {
 	old, d := tagMap(ctx, from)
 	diags.Append(d...)
 	cur, d := tagMap(ctx, to)
@@ -563,16 +569,15 @@ func (r *instanceResource) updateTags(ctx context.Context, id string, from, to t
 			set = append(set, ec2types.Tag{Key: aws.String(k), Value: aws.String(cur[k])})
 		}
 	}
-	ec := r.client.EC2()
 	if len(gone) > 0 {
 		if _, err := ec.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{id}, Tags: gone}); err != nil {
-			diags.Append(apiError("deleting tags of frontdesk instance "+id, err))
+			diags.Append(apiError("deleting tags of "+what, err))
 			return false
 		}
 	}
 	if len(set) > 0 {
 		if _, err := ec.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: set}); err != nil {
-			diags.Append(apiError("tagging frontdesk instance "+id, err))
+			diags.Append(apiError("tagging "+what, err))
 			return false
 		}
 	}

@@ -143,6 +143,10 @@ func (p *frontdeskProvider) Resources(context.Context) []func() resource.Resourc
 	return []func() resource.Resource{
 		newInstanceResource,
 		newMetadataDefaultsResource,
+		newKeyPairResource,
+		newVPCResource,
+		newSubnetResource,
+		newEIPResource,
 	}
 }
 

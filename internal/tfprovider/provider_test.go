@@ -33,6 +33,10 @@ func TestProviderSchemaIsValid(t *testing.T) {
 		"frontdesk_instance": {"ami", "instance_type", "private_ip", "ipv6_addresses", "subnet_id", "key_name",
 			"iam_instance_profile", "user_data", "user_data_base64", "tags", "host_id", "id"},
 		"frontdesk_instance_metadata_defaults": {"http_tokens", "http_put_response_hop_limit", "http_endpoint", "instance_metadata_tags"},
+		"frontdesk_key_pair":                   {"key_name", "public_key", "key_pair_id", "fingerprint", "tags"},
+		"frontdesk_vpc":                        {"cidr_block", "tags"},
+		"frontdesk_subnet":                     {"vpc_id", "cidr_block", "availability_zone", "tags"},
+		"frontdesk_eip":                        {"instance", "public_ip", "allocation_id", "association_id", "tags"},
 	}
 	for name, attrs := range want {
 		s, ok := resp.ResourceSchemas[name]

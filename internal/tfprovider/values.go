@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -46,4 +49,30 @@ func (base64Validator) ValidateString(_ context.Context, req validator.StringReq
 	if _, err := base64.StdEncoding.DecodeString(req.ConfigValue.ValueString()); err != nil {
 		resp.Diagnostics.AddAttributeError(req.Path, "invalid base64", fmt.Sprintf("%s is not valid base64: %v", req.Path, err))
 	}
+}
+
+// tagSpec is TagSpecifications for a Create call (nil without tags).
+func tagSpec(ctx context.Context, rt ec2types.ResourceType, m types.Map) ([]ec2types.TagSpecification, diag.Diagnostics) {
+	tags, diags := tagMap(ctx, m)
+	if len(tags) == 0 {
+		return nil, diags
+	}
+	spec := ec2types.TagSpecification{ResourceType: rt}
+	for _, k := range sortedKeys(tags) {
+		spec.Tags = append(spec.Tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
+	}
+	return []ec2types.TagSpecification{spec}, diags
+}
+
+// tagsValue is what the control plane says a resource's tags are, null
+// when it has none and prior was null too (a plan after apply is empty).
+func tagsValue(tags []ec2types.Tag, prior types.Map) (types.Map, diag.Diagnostics) {
+	if len(tags) == 0 && (prior.IsNull() || prior.IsUnknown()) {
+		return types.MapNull(types.StringType), nil
+	}
+	m := map[string]attr.Value{}
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = types.StringValue(aws.ToString(t.Value))
+	}
+	return types.MapValue(types.StringType, m)
 }
