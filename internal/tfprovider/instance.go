@@ -104,6 +104,10 @@ func (r *instanceResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 	enabledDisabled := []validator.String{stringvalidator.OneOf("enabled", "disabled")}
 	keep := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
 	replace := []planmodifier.String{stringplanmodifier.RequiresReplace(), stringplanmodifier.UseStateForUnknown()}
+	// Inside metadata_options, a null prior value means there was no block
+	// before: the setting is then the control plane's to choose (unknown),
+	// not null.
+	keepNonNull := []planmodifier.String{stringplanmodifier.UseNonNullStateForUnknown()}
 	resp.Schema = schema.Schema{
 		Description: "An instance registered with frontdesk: the metadata, credentials and identity its guest gets " +
 			"from 169.254.169.254. Arguments are named as on aws_instance. Changing metadata_options, tags, user data, " +
@@ -179,25 +183,25 @@ func (r *instanceResource) Schema(_ context.Context, _ resource.SchemaRequest, r
 						Optional: true, Computed: true,
 						Description:   "required (IMDSv2 only: tokenless calls get 401) or optional.",
 						Validators:    []validator.String{stringvalidator.OneOf("required", "optional")},
-						PlanModifiers: keep,
+						PlanModifiers: keepNonNull,
 					},
 					"http_put_response_hop_limit": schema.Int64Attribute{
 						Optional: true, Computed: true,
 						Description:   "IP TTL of the token response, 1-64.",
 						Validators:    []validator.Int64{int64validator.Between(1, 64)},
-						PlanModifiers: []planmodifier.Int64{int64planmodifier.UseStateForUnknown()},
+						PlanModifiers: []planmodifier.Int64{int64planmodifier.UseNonNullStateForUnknown()},
 					},
 					"http_endpoint": schema.StringAttribute{
 						Optional: true, Computed: true, Description: "enabled or disabled (the guest gets 403).",
-						Validators: enabledDisabled, PlanModifiers: keep,
+						Validators: enabledDisabled, PlanModifiers: keepNonNull,
 					},
 					"instance_metadata_tags": schema.StringAttribute{
 						Optional: true, Computed: true, Description: "enabled serves the tags under meta-data/tags/instance.",
-						Validators: enabledDisabled, PlanModifiers: keep,
+						Validators: enabledDisabled, PlanModifiers: keepNonNull,
 					},
 					"http_protocol_ipv6": schema.StringAttribute{
 						Optional: true, Computed: true, Description: "enabled serves the IPv6 endpoint.",
-						Validators: enabledDisabled, PlanModifiers: keep,
+						Validators: enabledDisabled, PlanModifiers: keepNonNull,
 					},
 				}},
 			},
