@@ -54,6 +54,12 @@ go vet -tags integration ./...
 echo "== staticcheck"
 go tool staticcheck -tags integration ./...
 
+# The Terraform provider's acceptance tests drive a real OpenTofu, built
+# once from the Go module proxy and cached (see scripts/build-tofu.sh).
+echo "== OpenTofu for the provider acceptance tests"
+TF_ACC_TERRAFORM_PATH=$(./scripts/build-tofu.sh)
+export TF_ACC=1 TF_ACC_TERRAFORM_PATH TF_ACC_PROVIDER_NAMESPACE=frontdesk-imds TF_ACC_PROVIDER_HOST=registry.opentofu.org
+
 echo "== go test -race"
 # The daemon-level tests (cmd/frontdesk) run after the others, not beside
 # them: a few compare latencies within one run (a flooding guest against
