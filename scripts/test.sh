@@ -22,6 +22,13 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v cloud-init >/dev/null 2>&1 || need+=(cloud-init)
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+[ -r /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: missing ${need[*]}; run as root or install them: apt-get install ${need[*]}" >&2
@@ -29,6 +36,12 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   echo "== installing ${need[*]}"
   apt-get update -qq
+  # Start no service while installing (docker.io would start a
+  # machine-wide dockerd): the Docker tests start their own, in a namespace.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
@@ -43,6 +56,12 @@ go vet -tags integration ./...
 
 echo "== staticcheck"
 go tool staticcheck -tags integration ./...
+
+# The Terraform provider's acceptance tests drive a real OpenTofu, built
+# once from the Go module proxy and cached (see scripts/build-tofu.sh).
+echo "== OpenTofu for the provider acceptance tests"
+TF_ACC_TERRAFORM_PATH=$(./scripts/build-tofu.sh)
+export TF_ACC=1 TF_ACC_TERRAFORM_PATH TF_ACC_PROVIDER_NAMESPACE=frontdesk-imds TF_ACC_PROVIDER_HOST=registry.opentofu.org
 
 echo "== go test -race"
 # The daemon-level tests (cmd/frontdesk) run after the others, not beside

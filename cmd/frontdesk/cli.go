@@ -28,16 +28,9 @@ type apiFlags struct {
 }
 
 func (a *apiFlags) register(fs *flag.FlagSet, e *env) {
-	ep := e.getenv("FRONTDESK_ENDPOINT")
-	if ep == "" {
-		ep = apiclient.DefaultEndpoint
-	}
-	dd := e.getenv("FRONTDESK_DATA_DIR")
-	if dd == "" {
-		dd = "./frontdesk-data"
-	}
-	fs.StringVar(&a.endpoint, "endpoint", ep, "control plane URL ($FRONTDESK_ENDPOINT)")
-	fs.StringVar(&a.dataDir, "data-dir", dd, "data directory whose admin.credentials to use ($FRONTDESK_DATA_DIR); without that file, the usual AWS environment variables and profiles")
+	def := apiclient.Settings{}.Resolve(e.getenv)
+	fs.StringVar(&a.endpoint, "endpoint", def.Endpoint, "control plane URL ($FRONTDESK_ENDPOINT)")
+	fs.StringVar(&a.dataDir, "data-dir", def.DataDir, "data directory whose admin.credentials to use ($FRONTDESK_DATA_DIR); without that file, the usual AWS environment variables and profiles")
 	fs.StringVar(&a.region, "region", apiclient.DefaultRegion, "region the control plane is configured with")
 }
 
@@ -58,25 +51,20 @@ type command struct {
 	fs       *flag.FlagSet
 	synopsis string
 	api      apiFlags
+	e        *env
 }
 
 // newCommand makes a flag set that reports errors instead of exiting and
 // prints synopsis, then the flags, as its usage.
 func newCommand(e *env, name, synopsis string) *command {
 	c := &command{fs: flag.NewFlagSet(name, flag.ContinueOnError), synopsis: synopsis}
-	c.fs.SetOutput(e.stderr)
-	c.fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: %s\n", synopsis)
-		var has bool
-		c.fs.VisitAll(func(*flag.Flag) { has = true })
-		if has {
-			fmt.Fprintln(e.stderr, "\nflags:")
-			c.fs.PrintDefaults()
-		}
-	}
 	c.api.register(c.fs, e)
+	c.e = e
 	return c
 }
+
+// usage prints the synopsis and every flag with its default.
+func (c *command) usage(w io.Writer) { printUsage(w, c.fs, c.synopsis, "") }
 
 // parse parses args with flags allowed before, between and after the
 // positional arguments (`terminate i-1 i-2 --endpoint URL`), which Go's
@@ -85,11 +73,8 @@ func newCommand(e *env, name, synopsis string) *command {
 func (c *command) parse(args []string, min, max int) ([]string, error) {
 	var pos []string
 	for {
-		if err := c.fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, &exitError{code: 2, err: err}
+		if err := parseFlags(c.e, c.fs, c.usage, args); err != nil {
+			return nil, err
 		}
 		rest := c.fs.Args()
 		if len(rest) == 0 {
@@ -104,11 +89,9 @@ func (c *command) parse(args []string, min, max int) ([]string, error) {
 	}
 	switch {
 	case len(pos) < min:
-		c.fs.Usage()
-		return nil, usageErr("%s: missing arguments", c.fs.Name())
+		return nil, usageErr("%s: missing arguments (usage: %s)", c.fs.Name(), c.synopsis)
 	case max >= 0 && len(pos) > max:
-		c.fs.Usage()
-		return nil, usageErr("%s: unexpected argument %q", c.fs.Name(), pos[max])
+		return nil, usageErr("%s: unexpected argument %q (usage: %s)", c.fs.Name(), pos[max], c.synopsis)
 	}
 	return pos, nil
 }
@@ -230,5 +213,14 @@ func dispatch(ctx context.Context, e *env, group string, args []string, subs map
 	if !ok {
 		return usageErr("%s: unknown command %q (frontdesk %s help lists them)", group, args[0], group)
 	}
-	return s.run(ctx, e, args[1:])
+	return named(group+" "+args[0], s.run(ctx, e, args[1:]))
+}
+
+// named prefixes err with the command that failed, once: commands that
+// already name themselves are left as they are.
+func named(name string, err error) error {
+	if err == nil || errors.Is(err, errHelpShown) || strings.HasPrefix(err.Error(), name+":") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }

@@ -23,6 +23,7 @@ func TestCLIInstancesRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	d.cli(t, "keys", "create", "ops", "--out", filepath.Join(t.TempDir(), "ops.pem"))
 	out := d.cli(t, "instances", "run", "--image-id", "ami-0abcdef1234567890", "--private-ip", addr,
 		"--instance-type", "t3.small", "--key-name", "ops", "--user-data-file", userData,
 		"--tag", "Name=web", "--tag", "team=blue", "--http-tokens", "required", "--hop-limit", "2",
@@ -52,12 +53,16 @@ func TestCLIInstancesRoundTrip(t *testing.T) {
 	if s, got := d.guestGet(t, addr, "/latest/meta-data/tags/instance/Name", d.guestToken(t, addr)); s != 200 || got != "web" {
 		t.Errorf("tags/instance/Name = %d %q", s, got)
 	}
+	// The frontdesk node is an operator's field: no h- id, no host-id leaf.
+	if s, got := d.guestGet(t, addr, "/latest/meta-data/placement/host-id", d.guestToken(t, addr)); s != 404 {
+		t.Errorf("placement/host-id of an instance on node-a = %d %q, want 404", s, got)
+	}
 	if s, _ := d.guestGet(t, addr, "/latest/meta-data/instance-id", ""); s != 401 {
 		t.Errorf("tokenless GET under required = %d, want 401", s)
 	}
 
 	table := d.cli(t, "instances", "list")
-	if !strings.Contains(table, "INSTANCE ID") || !regexp.MustCompile(id+`\s+running\s+`+addr+`\s+required\s+2\s+enabled\s+web`).MatchString(table) {
+	if !strings.Contains(table, "INSTANCE ID") || !regexp.MustCompile(id+`\s+running\s+t3.small\s+node-a\s+`+addr+`\s+-\s+-\s+required\s+2\s+enabled\s+applied\s+web`).MatchString(table) {
 		t.Errorf("instances list table:\n%s", table)
 	}
 

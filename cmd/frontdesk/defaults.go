@@ -116,7 +116,6 @@ func cmdDefaultsSet(ctx context.Context, e *env, args []string) error {
 		changed = true
 	}
 	if !changed {
-		c.fs.Usage()
 		return usageErr("defaults set: nothing to change: give at least one flag")
 	}
 	in.HttpTokens = types.MetadataDefaultHttpTokensState(*tokens)

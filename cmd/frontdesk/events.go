@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/frontdesk-imds/frontdesk/internal/apiclient"
@@ -47,10 +48,10 @@ func eventCall(ctx context.Context, e *env, c *command, args []string, n int, ch
 		}
 		return call(cl, pos)
 	}()
-	if err != nil {
+	if err != nil && !strings.HasPrefix(err.Error(), c.fs.Name()+": ") {
 		return fmt.Errorf("%s: %w", c.fs.Name(), err)
 	}
-	return nil
+	return err
 }
 
 func cmdEventsSpot(ctx context.Context, e *env, args []string) error {
@@ -130,7 +131,6 @@ func cmdMaintenanceCreate(ctx context.Context, e *env, args []string) error {
 	var ev apiclient.MaintenanceEvent
 	check := func() (err error) {
 		if *code == "" {
-			c.fs.Usage()
 			return usageErr("events maintenance create: --code is required")
 		}
 		ev = apiclient.MaintenanceEvent{Code: *code, Description: *desc}
@@ -189,7 +189,6 @@ func cmdEventsLifecycle(ctx context.Context, e *env, args []string) error {
 	case *clearState && len(pos) == 2:
 		return usageErr("events lifecycle: give STATE or --clear, not both")
 	case !*clearState && len(pos) == 1:
-		c.fs.Usage()
 		return usageErr("events lifecycle: STATE (or --clear) is required")
 	}
 	if err := checkInstanceIDs(pos[0]); err != nil {

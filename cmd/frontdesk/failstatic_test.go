@@ -34,7 +34,7 @@ func TestNodeKeepsServingWhenTheReloadAfterCompactionFails(t *testing.T) {
 	err := n.build(ctx, func(ctx context.Context) error {
 		n.store = store
 		n.addCloser(store)
-		return seedDemo(ctx, store, n.now(), c.demoTokens)
+		return n.seedDemo(ctx)
 	})
 	if err != nil {
 		cancel()

@@ -17,19 +17,17 @@ import (
 // path's body.
 func cmdGet(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
 	endpoint := fs.String("endpoint", "", "IMDS endpoint (default $AWS_EC2_METADATA_SERVICE_ENDPOINT, else http://169.254.169.254)")
 	v1 := fs.Bool("allow-v1", false, "fall back to IMDSv1 when no token can be had (off: IMDSv2 only)")
-	fs.Usage = func() {
-		fmt.Fprintln(e.stderr, "usage: frontdesk get [--endpoint URL] [--allow-v1] PATH\n\nPATH is below /latest/, e.g. meta-data/instance-id, meta-data/, dynamic/instance-identity/document, user-data")
-		fs.PrintDefaults()
+	const synopsis = "frontdesk get [--endpoint URL] [--allow-v1] PATH"
+	usage := func(w io.Writer) {
+		printUsage(w, fs, synopsis, "Fetches one metadata path the way a guest does: a token first (IMDSv2), then the path.\nPATH is below /latest/, e.g. meta-data/instance-id, meta-data/, dynamic/instance-identity/document, user-data.")
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(e, fs, usage, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return &exitError{code: 2, err: errors.New("get: exactly one PATH is required")}
+		return &exitError{code: 2, err: errors.New("get: exactly one PATH is required (usage: " + synopsis + ")")}
 	}
 	ep := *endpoint
 	if ep == "" {

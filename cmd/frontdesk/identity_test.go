@@ -87,7 +87,7 @@ func TestIdentityErrors(t *testing.T) {
 		{"missing_subcommand_is_a_usage_error", nil, empty, 2, "missing subcommand"},
 		{"unknown_subcommand_is_a_usage_error", []string{"keys"}, empty, 2, `unknown subcommand "keys"`},
 		{"extra_argument_is_a_usage_error", []string{"certificates", "x"}, empty, 2, "unexpected argument"},
-		{"unknown_flag_is_a_usage_error", []string{"certificates", "--nope"}, empty, 1, "flag provided but not defined"},
+		{"unknown_flag_is_a_usage_error", []string{"certificates", "--nope"}, empty, 2, "flag provided but not defined"},
 		{"store_without_keys_says_to_run_serve", []string{"certificates"}, empty, 1, "frontdesk serve creates them"},
 		{"store_open_error_is_reported", []string{"certificates"}, func(context.Context, string) (imds.Store, error) { return nil, openErr }, 1, "boom"},
 	}

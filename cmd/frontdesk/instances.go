@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -38,6 +39,7 @@ type instanceView struct {
 	PrivateIPs           []string          `json:"privateIpAddresses"`
 	IPv6Addresses        []string          `json:"ipv6Addresses"`
 	HostID               string            `json:"hostId,omitempty"`
+	Profile              string            `json:"iamInstanceProfile,omitempty"`
 	HttpTokens           string            `json:"httpTokens"`
 	HopLimit             int32             `json:"httpPutResponseHopLimit"`
 	HttpEndpoint         string            `json:"httpEndpoint"`
@@ -61,6 +63,10 @@ func viewInstance(in types.Instance) instanceView {
 	}
 	if in.Placement != nil {
 		v.HostID = aws.ToString(in.Placement.HostId)
+	}
+	if in.IamInstanceProfile != nil {
+		arn := aws.ToString(in.IamInstanceProfile.Arn)
+		v.Profile = arn[strings.LastIndex(arn, "/")+1:]
 	}
 	add := func(list *[]string, a string) {
 		if a != "" && !slices.Contains(*list, a) {
@@ -99,7 +105,7 @@ func describeAll(ctx context.Context, c *apiclient.Client, in *ec2.DescribeInsta
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("describe instances: %w", err)
+			return nil, err
 		}
 		for _, r := range page.Reservations {
 			for _, in := range r.Instances {
@@ -128,6 +134,11 @@ func cmdInstancesList(ctx context.Context, e *env, args []string) error {
 	if err := checkInstanceIDs(ids...); err != nil {
 		return err
 	}
+	if *state != "" {
+		if err := oneOf("state", *state, instanceStates...); err != nil {
+			return err
+		}
+	}
 	cl, err := c.api.client(ctx, e)
 	if err != nil {
 		return err
@@ -149,17 +160,21 @@ func cmdInstancesList(ctx context.Context, e *env, args []string) error {
 		}
 		return writeJSON(e.stdout, all)
 	}
-	rows := [][]string{{"INSTANCE ID", "STATE", "PRIVATE IPS", "HTTP TOKENS", "HOP LIMIT", "ENDPOINT", "NAME"}}
+	rows := [][]string{{"INSTANCE ID", "STATE", "TYPE", "HOST", "PRIVATE IPS", "IPV6", "PROFILE", "HTTP TOKENS", "HOP LIMIT", "ENDPOINT", "OPTIONS", "NAME"}}
 	for _, v := range all {
 		hop := "-"
 		if v.HopLimit > 0 {
 			hop = strconv.Itoa(int(v.HopLimit))
 		}
-		rows = append(rows, []string{v.InstanceID, v.State, dash(strings.Join(append(slices.Clone(v.PrivateIPs), v.IPv6Addresses...), ",")),
-			dash(v.HttpTokens), hop, dash(v.HttpEndpoint), dash(v.Tags["Name"])})
+		rows = append(rows, []string{v.InstanceID, v.State, dash(v.InstanceType), dash(v.HostID),
+			dash(strings.Join(v.PrivateIPs, ",")), dash(strings.Join(v.IPv6Addresses, ",")), dash(v.Profile),
+			dash(v.HttpTokens), hop, dash(v.HttpEndpoint), dash(v.MetadataOptionsState), dash(v.Tags["Name"])})
 	}
 	return table(e.stdout, rows)
 }
+
+// instanceStates are EC2's instance state names, what --state accepts.
+var instanceStates = []string{"pending", "running", "shutting-down", "terminated", "stopping", "stopped"}
 
 // metadataFlags are the metadata options shared by run and
 // modify-metadata-options.
@@ -169,8 +184,8 @@ type metadataFlags struct {
 }
 
 func (m *metadataFlags) register(c *command) {
-	c.fs.StringVar(&m.httpTokens, "http-tokens", "", "HttpTokens: required (IMDSv2 only) or optional")
-	c.fs.IntVar(&m.hopLimit, "hop-limit", 0, "HttpPutResponseHopLimit, 1-64")
+	c.fs.StringVar(&m.httpTokens, "http-tokens", "", "HttpTokens: required (IMDSv2 only) or optional (unset: the account default from `frontdesk defaults`, else required)")
+	c.fs.IntVar(&m.hopLimit, "hop-limit", 0, "HttpPutResponseHopLimit, 1-64 (unset: the account default, else 2)")
 	c.fs.StringVar(&m.httpEndpoint, "http-endpoint", "", "HttpEndpoint: enabled or disabled")
 	c.fs.StringVar(&m.tags, "instance-metadata-tags", "", "InstanceMetadataTags: enabled or disabled")
 	c.fs.StringVar(&m.ipv6, "http-protocol-ipv6", "", "HttpProtocolIpv6: enabled or disabled")
@@ -250,11 +265,18 @@ func cmdInstancesRun(ctx context.Context, e *env, args []string) error {
 	}
 	set := c.set()
 	if *imageID == "" {
-		c.fs.Usage()
 		return usageErr("instances run: --image-id is required")
 	}
 	if err := mf.check(set); err != nil {
 		return err
+	}
+	if a, err := netip.ParseAddr(*privateIP); *privateIP != "" && (err != nil || !a.Is4()) {
+		return usageErr("--private-ip must be an IPv4 address, not %q", *privateIP)
+	}
+	for _, v := range ipv6 {
+		if a, err := netip.ParseAddr(v); err != nil || !a.Is6() || a.Is4In6() {
+			return usageErr("--ipv6 must be an IPv6 address, not %q", v)
+		}
 	}
 	pairs, err := parseTags("--tag", tags)
 	if err != nil {
@@ -371,7 +393,6 @@ func cmdInstancesModify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if !mf.any(set) {
-		c.fs.Usage()
 		return usageErr("instances modify-metadata-options: nothing to change: give at least one of --http-tokens, --hop-limit, --http-endpoint, --instance-metadata-tags, --http-protocol-ipv6")
 	}
 	mo := mf.request(set)
@@ -416,7 +437,6 @@ func cmdInstancesTag(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if len(pairs) == 0 && len(del) == 0 {
-		c.fs.Usage()
 		return usageErr("instances tag: nothing to do: give KEY=VALUE arguments or --delete KEY")
 	}
 	for _, k := range del {
@@ -446,5 +466,13 @@ func cmdInstancesTag(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("instances tag: %w", err)
 		}
 	}
-	return nil
+	var done []string
+	for _, p := range pairs {
+		done = append(done, "set "+p.key+"="+p.value)
+	}
+	for _, k := range del {
+		done = append(done, "deleted "+k)
+	}
+	_, err = fmt.Fprintf(e.stdout, "%s: %s\n", id, strings.Join(done, ", "))
+	return err
 }

@@ -7,6 +7,7 @@
 //	frontdesk instances ...          operator: list, run, terminate, tag, modify-metadata-options
 //	frontdesk defaults get|set       operator: account-level metadata defaults
 //	frontdesk events ...             operator: spot, rebalance, maintenance, lifecycle notices
+//	frontdesk keys ...               operator: import, create, list, delete key pairs
 //	frontdesk compliance             operator: the ec2-imdsv2-check rule, with IMDSv1 usage
 //	frontdesk identity certificates  print the identity-document certificates
 //	frontdesk netsetup               give this host 169.254.169.254 on a dummy link
@@ -26,7 +27,7 @@ func main() {
 	err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "frontdesk:", err)
+		fmt.Fprintln(os.Stderr, "frontdesk:", describe(err))
 		os.Exit(exitCode(err))
 	}
 }

@@ -78,7 +78,6 @@ type netsetupConfig struct {
 // reports (with --apply fixes) what the guest-facing links need.
 func cmdNetsetup(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("netsetup", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
 	var c netsetupConfig
 	var guests string
 	fs.StringVar(&c.iface, "interface", "frontdesk0", "link that holds the service's addresses (created if missing)")
@@ -87,11 +86,12 @@ func cmdNetsetup(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&guests, "guest-interface", "", "comma-separated host links the guests are on (bridge, tap, veth): check them and print the guests' routes")
 	fs.BoolVar(&c.apply, "apply", false, "also apply the fixes found on the --guest-interface links")
 	fs.BoolVar(&c.dryRun, "dry-run", false, "print the commands without running any")
-	fs.Usage = func() {
-		io.WriteString(e.stderr, netsetupHelp)
+	usage := func(w io.Writer) {
+		io.WriteString(w, netsetupHelp)
+		fs.SetOutput(w)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(e, fs, usage, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

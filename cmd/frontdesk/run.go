@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -33,9 +32,6 @@ func exitCode(err error) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 2
-	}
 	return 1
 }
 
@@ -54,7 +50,10 @@ func subcommands() map[string]subcommand {
 		"instances":  {cmdInstances, "operator: list, run, terminate, tag instances; change their metadata options"},
 		"defaults":   {cmdDefaults, "operator: get or set the account-level instance metadata defaults"},
 		"events":     {cmdEvents, "operator: simulate Spot, rebalance, maintenance and Auto Scaling lifecycle notices"},
+		"version":    {cmdVersion, "print the version of this binary (also: frontdesk --version)"},
+		"keys":       {cmdKeys, "operator: import, create, list, delete key pairs (the guest's SSH key)"},
 		"compliance": {cmdCompliance, "operator: ec2-imdsv2-check report with IMDSv1 usage; --remediate requires IMDSv2"},
+		"console":    {cmdConsole, "operator: print a login URL for the web console (IMDSv2 migration)"},
 	}
 }
 
@@ -69,12 +68,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		return nil
 	}
+	if args[1] == "--version" || args[1] == "-version" {
+		return cmdVersion(ctx, e, nil)
+	}
 	c, ok := cmds[args[1]]
 	if !ok {
 		usage(e.stderr, cmds)
 		return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q", args[1])}
 	}
-	return c.run(ctx, e, args[2:])
+	if err := c.run(ctx, e, args[2:]); err != nil && !errors.Is(err, errHelpShown) {
+		return err
+	}
+	return nil
 }
 
 func usage(w io.Writer, cmds map[string]subcommand) {

@@ -33,30 +33,43 @@ type serveConfig struct {
 	limits     dataplane.Limits
 	maxSeries  int
 	maxTrees   int
+	bounds     boundsConfig
 
 	etcdEndpoints string
 	etcdPrefix    string
 	etcdTLS       etcd.TLSFiles
 	hostID        string
 	serveAll      bool
+
+	region, accountID string // empty: the config file's, else the defaults (serve_region.go)
+	docker            dockerFlags
+	demoCallers       string                  // --demo-callers, parsed by demoCallerRanges into callers
+	callers           []dataplane.CallerRange // served the demo instance (tests only)
+	usage             usageConfig
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
 	var c serveConfig
 	serveFlags(fs, &c)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(e, fs, serveUsage(fs), args); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
+	settleBounds(fs, &c)
 	if c.demoTokens != imds.Required && c.demoTokens != imds.Optional {
 		return fmt.Errorf("serve: --demo-http-tokens must be required or optional, not %q", c.demoTokens)
 	}
 	log, err := newLogger(e, c.logFormat, c.logLevel)
 	if err != nil {
+		return err
+	}
+	if c.callers, err = demoCallerRanges(c.demo, c.demoCallers); err != nil {
 		return err
 	}
 	return serve(ctx, e, c, log)
@@ -75,18 +88,23 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.StringVar(&c.etcdTLS.CertFile, "etcd-cert", "", "client certificate for etcd")
 	fs.StringVar(&c.etcdTLS.KeyFile, "etcd-key", "", "client key for etcd")
 	fs.StringVar(&c.hostID, "host-id", "", "name of this node: it serves the instances whose Placement.HostId is this name (empty: every instance)")
+	fs.StringVar(&c.region, "region", "", "region frontdesk stands in for (default: the config's region, else us-east-1)")
+	fs.StringVar(&c.accountID, "account-id", "", "account that owns every instance (default: the config's account_id, else 123456789012)")
 	fs.BoolVar(&c.serveAll, "serve-all", false, "serve every instance whatever its Placement.HostId")
 	fs.StringVar(&c.configFile, "config", "", "YAML configuration file (credential providers)")
 	fs.BoolVar(&c.demo, "demo", false, "register a demo instance bound to 127.0.0.1 and ::1 if the store has none")
 	fs.StringVar(&c.demoTokens, "demo-http-tokens", imds.Required, "HttpTokens of the demo instance: required or optional")
+	fs.StringVar(&c.demoCallers, "demo-callers", "", "for tests only: also serve the demo instance to callers from these CIDR ranges (comma-separated, e.g. 0.0.0.0/0,::/0 in a container); an instance holding the exact address still wins")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.auditLog, "audit-log", "", "audit stream of IMDSv1 calls, credential deliveries and control-plane changes (JSON lines): a file path, or - for stdout; empty: off")
 	fs.Float64Var(&c.limits.Rate, "rate-limit", 1024, "requests per second one instance may make (0: unlimited); over it the answer is 429 with Retry-After")
 	fs.IntVar(&c.limits.Burst, "rate-burst", 0, "requests one instance may make at once above the rate (default: one second's worth)")
-	fs.IntVar(&c.limits.MaxConnsPerInstance, "max-conns-per-instance", 64, "open data-plane connections one instance may hold (0: unlimited)")
+	addBoundsFlags(fs, c)
 	fs.IntVar(&c.maxTrees, "max-trees", dataplane.DefaultMaxTrees, "rendered metadata trees kept in memory (about 27 KB each); quiet instances' trees are rebuilt on demand")
+	c.docker.register(fs)
 	fs.IntVar(&c.maxSeries, "metrics-max-instances", metrics.DefaultMaxInstanceSeries, "instances that get their own no-token metric series; the rest share instance_id=\"_other\"")
+	addUsageFlags(fs, &c.usage)
 }
 
 func newLogger(e *env, format, level string) (*slog.Logger, error) {
@@ -118,12 +136,14 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 // open provides the store.
 func (n *node) build(ctx context.Context, open func(context.Context) error) error {
 	steps := []func(context.Context) error{
+		n.loadConfig,
 		open,
 		n.loadKeys,
 		n.openObservers,
 		n.startCredentials,
 		n.startDataPlane,
 		n.startControlPlane,
+		n.startSources,
 		n.listen,
 		n.catchSignals,
 	}
@@ -153,12 +173,14 @@ func (n *node) run(ctx context.Context, stdout io.Writer) error {
 		})
 	}
 	n.announce(stdout)
+	stopping := systemdReady(runCtx, n.probe.Ready, n.log)
 
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
+	stopping()
 	shutCtx, shutCancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer shutCancel()
 	for _, sv := range n.servers {

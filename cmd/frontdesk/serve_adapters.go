@@ -5,16 +5,11 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"time"
 
-	"github.com/frontdesk-imds/frontdesk/internal/audit"
 	"github.com/frontdesk-imds/frontdesk/internal/config"
-	"github.com/frontdesk-imds/frontdesk/internal/credentials"
 	"github.com/frontdesk-imds/frontdesk/internal/identity"
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
-	"github.com/frontdesk-imds/frontdesk/internal/mdtree"
 	"github.com/frontdesk-imds/frontdesk/internal/metrics"
-	"github.com/frontdesk-imds/frontdesk/internal/token"
 )
 
 // reloadOnHangup re-reads the configuration on SIGHUP. A file that fails to
@@ -48,10 +43,10 @@ func placement(hostID string, all bool) func(*imds.Instance) bool {
 }
 
 // apiObserver reports the control plane's requests to the metrics and its
-// changes to the audit stream, when there is one.
+// changes to change (the store's change trail, then the audit stream).
 type apiObserver struct {
 	metrics *metrics.Metrics
-	audit   *audit.Log
+	change  func(accessKeyID, action string, instanceIDs []string, detail map[string]string)
 }
 
 func (o apiObserver) Request(action, errorCode string) {
@@ -59,21 +54,7 @@ func (o apiObserver) Request(action, errorCode string) {
 }
 
 func (o apiObserver) Change(accessKeyID, action string, instanceIDs []string, detail map[string]string) {
-	if o.audit != nil {
-		o.audit.Change(accessKeyID, action, instanceIDs, detail)
-	}
-}
-
-// ringTokens adapts the key keeper: each call uses the current ring, so a
-// rotation takes effect at once.
-type ringTokens struct{ k *token.Keeper }
-
-func (t ringTokens) Mint(id string, gen uint64, ttl time.Duration, now time.Time) (string, time.Time, error) {
-	return t.k.Ring().Mint(id, gen, ttl, now)
-}
-
-func (t ringTokens) Verify(tok, id string, gen uint64, now time.Time) (time.Duration, error) {
-	return t.k.Ring().Verify(tok, id, gen, now)
+	o.change(accessKeyID, action, instanceIDs, detail)
 }
 
 type signerAdapter struct{ s *identity.Signer }
@@ -81,37 +62,4 @@ type signerAdapter struct{ s *identity.Signer }
 func (a signerAdapter) Sign(doc []byte) ([]byte, []byte, []byte, error) {
 	sigs, err := a.s.Sign(doc)
 	return sigs.Signature, sigs.PKCS7, sigs.RSA2048, err
-}
-
-// credsAdapter serves role credentials from the refresher's cache and
-// instance-identity credentials (role "") from the deriver.
-type credsAdapter struct {
-	r  *credentials.Refresher
-	id *credentials.Identity
-}
-
-func (a credsAdapter) Credentials(instanceID, role string) (mdtree.Credentials, uint64, bool) {
-	if role == "" {
-		c, v := a.id.Get(instanceID)
-		return mdtree.Credentials{Code: credentials.CodeSuccess, LastUpdated: c.LastUpdated, Expiration: c.Expiration,
-			AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, Token: c.SessionToken}, v, true
-	}
-	e, ok := a.r.Get(instanceID, role)
-	if !ok {
-		return mdtree.Credentials{}, 0, false
-	}
-	c := e.Credentials
-	updated := e.LastUpdated
-	if updated.IsZero() {
-		updated = c.LastUpdated
-	}
-	return mdtree.Credentials{
-		Code:            e.Code,
-		Message:         e.Message,
-		LastUpdated:     updated,
-		Expiration:      c.Expiration,
-		AccessKeyID:     c.AccessKeyID,
-		SecretAccessKey: c.SecretAccessKey,
-		Token:           c.SessionToken,
-	}, e.Version, true
 }

@@ -36,6 +36,9 @@ type node struct {
 	log *slog.Logger
 	now func() time.Time
 
+	config *config.Live   // --config; its start-up values are read once
+	region regionSettings // --region, --account-id, else the config's
+
 	store  imds.Store
 	keeper *token.Keeper
 	signer *identity.Signer
@@ -43,6 +46,7 @@ type node struct {
 
 	metrics  *metrics.Metrics
 	audit    *audit.Log
+	usage    *usageWiring
 	observer dataplane.Observer
 
 	refresher *credentials.Refresher
@@ -50,6 +54,8 @@ type node struct {
 
 	follower *dataplane.Follower
 	probe    *dataplane.Probe
+	waits    *dataplane.Pending // callers whose instance a source is about to write
+	release  *releaser
 	dp, dp6  *dataplane.Handler
 	cp       *controlplane.Server
 
@@ -75,6 +81,18 @@ func (n *node) close() {
 }
 
 func (n *node) addCloser(c io.Closer) { n.closers = append(n.closers, func() { _ = c.Close() }) }
+
+// loadConfig reads --config (credential providers, reloaded on SIGHUP;
+// region, Docker policy and retention, read once) and settles the region
+// and account.
+func (n *node) loadConfig(ctx context.Context) error {
+	var err error
+	if n.config, err = config.OpenLive(ctx, n.cfg.configFile, config.ResolverOptions{Now: n.now, Logger: n.log}); err != nil {
+		return err
+	}
+	n.region, err = resolveRegion(n.cfg.region, n.cfg.accountID, n.config.Config())
+	return err
+}
 
 // openStore opens the configured store and, with --demo, seeds it.
 func (n *node) openStore(ctx context.Context) error {
@@ -104,9 +122,18 @@ func (n *node) openStore(ctx context.Context) error {
 		return err
 	}
 	n.addCloser(n.store)
-	if n.cfg.demo {
-		return seedDemo(ctx, n.store, n.now(), n.cfg.demoTokens)
+	return n.seedDemo(ctx)
+}
+
+// seedDemo registers, with --demo, the demo instance if the store has none.
+func (n *node) seedDemo(ctx context.Context) error {
+	if !n.cfg.demo {
+		return nil
 	}
+	if err := seedDemo(ctx, n.store, n.now(), n.cfg.demoTokens, n.region); err != nil {
+		return err
+	}
+	n.log.Info("demo instance registered for 127.0.0.1 and ::1", "instance_id", demoInstanceID)
 	return nil
 }
 
@@ -126,9 +153,8 @@ func (n *node) loadKeys(ctx context.Context) error {
 		return fmt.Errorf("admin credentials: %w", err)
 	}
 	n.tasks = append(n.tasks, n.keeper.Run)
-	if n.cfg.store == "memory" {
-		return nil
-	}
+	// Every store writes the admin credentials, memory too: without them
+	// its control plane could not be used.
 	if err := os.MkdirAll(n.cfg.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -139,10 +165,18 @@ func (n *node) adminFile() string {
 	return filepath.Join(n.cfg.dataDir, apiclient.AdminCredentialsFile)
 }
 
-// openObservers sets up the metrics and, with --audit-log, the audit stream.
+// openObservers sets up the metrics, the durable IMDSv1 usage and, with
+// --audit-log, the audit stream (reopened on SIGHUP and SIGUSR1).
 func (n *node) openObservers(context.Context) error {
-	n.metrics = metrics.New(metrics.Options{MaxInstanceSeries: n.cfg.maxSeries, Now: n.now, ControlPlaneActions: controlplane.Actions()})
-	n.observer = n.metrics
+	mx := metrics.New(metrics.Options{MaxInstanceSeries: n.cfg.maxSeries, Now: n.now, ControlPlaneActions: controlplane.Actions()})
+	mx.SetBuild(buildInfo())
+	mx.StoreOps("load", "watch", "probe")
+	n.metrics = mx
+	var err error
+	if n.usage, err = newUsageWiring(n.store, n.cfg, n.config.Config(), n.admin, n.now, n.log, mx); err != nil {
+		return err
+	}
+	n.observer = metrics.Observers(mx, n.usage.tracker)
 	if n.cfg.auditLog == "" {
 		return nil
 	}
@@ -153,17 +187,17 @@ func (n *node) openObservers(context.Context) error {
 	n.addCloser(w)
 	n.audit = audit.New(w, audit.Options{Now: n.now, Logger: n.log})
 	n.addCloser(n.audit)
-	n.observer = metrics.Observers(n.metrics, n.audit)
+	n.observer = metrics.Observers(mx, n.usage.tracker, n.audit)
+	reopen, stop := reopenAuditOnSignal(w, n.log)
+	n.closers = append(n.closers, stop)
+	n.tasks = append(n.tasks, func(ctx context.Context) error { reopen(ctx); return nil })
 	return nil
 }
 
 // startCredentials builds the credential providers of --config and the
 // refresher that keeps every served role's credentials fresh.
-func (n *node) startCredentials(ctx context.Context) error {
-	live, err := config.OpenLive(ctx, n.cfg.configFile, config.ResolverOptions{Now: n.now, Logger: n.log})
-	if err != nil {
-		return err
-	}
+func (n *node) startCredentials(context.Context) error {
+	live := n.config
 	n.tasks = append(n.tasks, func(ctx context.Context) error { return reloadOnHangup(ctx, n.hup, live, n.log) })
 	mx := n.metrics
 	n.refresher = credentials.NewRefresher(live.Resolve, credentials.RefresherOptions{
@@ -187,7 +221,11 @@ func (n *node) startCredentials(ctx context.Context) error {
 // IPv4 and IPv6 handlers, which share the tree cache and the rate budgets.
 func (n *node) startDataPlane(ctx context.Context) error {
 	mx := n.metrics
-	tracker := credentials.NewTracker(n.refresher, credentials.TrackerOptions{Forget: mx.ForgetInstance, Keep: mx.KeepInstances})
+	n.waits = newPending(mx)
+	tracker := credentials.NewTracker(n.refresher, credentials.TrackerOptions{Forget: mx.ForgetInstance, Keep: mx.KeepInstances,
+		OnApply: func(s credentials.Instances, changed map[string]struct{}) {
+			n.release.afterSnapshot(s.(*dataplane.Snapshot), changed)
+		}})
 	n.follower = dataplane.NewFollower(n.store, dataplane.FollowerOptions{
 		Now:          n.now,
 		Logger:       n.log,
@@ -197,6 +235,7 @@ func (n *node) startDataPlane(ctx context.Context) error {
 		OnReload:     mx.StoreReload,
 		OnSnapshot: func(s *dataplane.Snapshot) {
 			mx.SnapshotApplied(s.Revision, s.Len(), s.ApplyLatency)
+			n.waits.Published(s)
 			tracker.Add(s, s.Changed)
 		},
 	})
@@ -204,14 +243,16 @@ func (n *node) startDataPlane(ctx context.Context) error {
 		return fmt.Errorf("load the store: %w", err)
 	}
 	n.probe = dataplane.NewProbe(n.store, n.follower, dataplane.ProbeOptions{
-		OnLag: mx.WatchLag, OnError: func(error) { mx.StoreError("probe") }})
+		OnLag: mx.WatchLag, OnError: func(error) { mx.StoreError("probe") }, Logger: n.log, Now: n.now})
 
 	opts := dataplane.Options{Now: n.now, Logger: n.log, Observer: n.observer,
-		RateLimiter: dataplane.NewRateLimiter(n.cfg.limits), Trees: dataplane.NewTreeCache(n.cfg.maxTrees)}
-	tokens, signer, creds := ringTokens{n.keeper}, signerAdapter{n.signer}, credsAdapter{n.refresher, n.identity}
+		RateLimiter: dataplane.NewRateLimiter(n.cfg.limits), Trees: dataplane.NewTreeCache(n.cfg.maxTrees),
+		Pending: n.waits, Callers: n.cfg.callers}
+	tokens, signer, creds := n.keeper, signerAdapter{n.signer}, credentials.Served{Roles: n.refresher, Identity: n.identity}
 	n.dp = dataplane.New(n.follower.Snapshot, tokens, signer, creds, opts)
 	opts.IPv6Endpoint = true
 	n.dp6 = dataplane.New(n.follower.Snapshot, tokens, signer, creds, opts)
+	n.release = newReleaser(n.dp, n.audit, mx)
 	n.tasks = append(n.tasks, n.follower.Run, tracker.Run, n.probe.Run, n.forgetIdle)
 	return nil
 }
@@ -241,57 +282,86 @@ func (n *node) forgetIdle(ctx context.Context) error {
 	}
 }
 
-// startControlPlane builds the EC2 API, /metrics and the health endpoints.
+// startControlPlane builds the EC2 API, /metrics, the identity
+// certificates, the console and the health endpoints.
 // Ready means guests are served: the data plane keeps serving its snapshot
 // while the store is away (fail-static), so the store's health is reported
 // beside it rather than folded into it.
 func (n *node) startControlPlane(context.Context) error {
 	mx := n.metrics
 	n.cp = controlplane.New(n.store, n.admin, controlplane.Options{
-		Now:         n.now,
-		Logger:      n.log,
-		DataPlane:   n.follower,
-		Health:      n.probe,
-		Observer:    apiObserver{mx, n.audit},
-		ExtraRoutes: map[string]http.Handler{"GET /metrics": mx.Handler()},
-		V1Usage: func(w time.Duration) []controlplane.Usage {
-			us := mx.V1Usage(w)
-			out := make([]controlplane.Usage, len(us))
-			for i, u := range us {
-				out[i] = controlplane.Usage(u)
-			}
-			return out
-		},
+		Now:       n.now,
+		Logger:    n.log,
+		Region:    n.region.Region,
+		AccountID: n.region.AccountID,
+		Zones:     n.region.Zones,
+		DataPlane: n.follower,
+		Health:    n.probe,
+		Observer:  apiObserver{metrics: mx, change: n.usage.onChange(n.auditChange())},
+		ExtraRoutes: n.usage.routes(map[string]http.Handler{"GET /metrics": mx.Handler(),
+			"GET " + identityCertificatesPath: identityCertificatesHandler(n.signer)}),
+		V1Usage: n.usage.tracker.Report,
+	})
+	n.tasks = append(n.tasks, n.usage.start(n.cp)...)
+	return nil
+}
+
+// auditChange is the audit stream's record of control-plane changes, nil
+// without --audit-log.
+func (n *node) auditChange() func(string, string, []string, map[string]string) {
+	if n.audit == nil {
+		return nil
+	}
+	return n.audit.Change
+}
+
+// startSources starts what writes instances beside the control plane:
+// the Docker source (--docker) and the purge of terminated instances
+// after their retention window.
+func (n *node) startSources(context.Context) error {
+	docker, err := startDocker(n.cfg.docker, n.config.Config(), n.cp, n.waits, n.cfg.hostID, n.log)
+	if err != nil {
+		return err
+	}
+	if docker != nil {
+		n.tasks = append(n.tasks, docker)
+	}
+	cfg := n.config.Config()
+	n.tasks = append(n.tasks, func(ctx context.Context) error {
+		runRetention(ctx, n.store, n.cfg, cfg, n.metrics, n.log)
+		return nil
 	})
 	return nil
 }
 
-// listen opens the data plane's listeners (behind the per-instance
-// connection caps) and the control plane's.
-func (n *node) listen(context.Context) error {
-	open := func(addr string, srv *http.Server, guard *dataplane.Handler) (net.Listener, error) {
-		l, err := net.Listen("tcp", addr)
+// listen opens the data plane's listeners, one address family each, behind
+// one connection budget (per instance and in all), and the control plane's,
+// behind its connection cap.
+func (n *node) listen(ctx context.Context) error {
+	conns := dataplane.NewConns(dataplane.ConnsOptions{MaxPerInstance: n.cfg.limits.MaxConnsPerInstance, MaxTotal: n.cfg.limits.MaxConns})
+	open := func(network, addr string, srv *http.Server, guard *dataplane.Handler) error {
+		l, err := listenFamily(ctx, network, addr)
 		if err != nil {
-			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+			return fmt.Errorf("listen on %s: %w", addr, err)
 		}
 		n.addCloser(l)
 		if guard != nil {
-			l = dataplane.NewGuard(l, n.follower.Snapshot, dataplane.GuardOptions{
-				MaxConnsPerInstance: n.cfg.limits.MaxConnsPerInstance, Handler: guard, OnReject: n.metrics.ConnRejected})
+			l = dataplane.NewGuard(l, n.follower.Snapshot, dataplane.GuardOptions{Conns: conns, Handler: guard, OnReject: n.metrics.ConnRejected})
+		} else {
+			l = controlplane.LimitListener(l, n.cfg.bounds.apiMaxConns)
 		}
 		n.servers = append(n.servers, listening{srv, l})
-		return l, nil
+		return nil
 	}
-	if _, err := open(n.cfg.listen, dataplane.NewHTTPServer(n.dp), n.dp); err != nil {
+	if err := open("tcp4", n.cfg.listen, dataplane.NewHTTPServer(n.dp), n.dp); err != nil {
 		return err
 	}
 	if n.cfg.listenIPv6 != "" {
-		if _, err := open(n.cfg.listenIPv6, dataplane.NewHTTPServer(n.dp6), n.dp6); err != nil {
+		if err := open("tcp6", n.cfg.listenIPv6, dataplane.NewHTTPServer(n.dp6), n.dp6); err != nil {
 			return err
 		}
 	}
-	_, err := open(n.cfg.apiListen, newAPIServer(n.cp.Handler()), nil)
-	return err
+	return open("tcp", n.cfg.apiListen, newAPIServer(n.cp.Handler()), nil)
 }
 
 // catchSignals catches SIGHUP (configuration reload) before "ready" is
@@ -315,10 +385,11 @@ func (n *node) announce(w io.Writer) {
 	for i, sv := range n.servers {
 		fmt.Fprintf(w, "%s: http://%s\n", names[i], sv.l.Addr())
 	}
-	if n.cfg.store != "memory" {
-		fmt.Fprintf(w, "admin credentials: %s\n", n.adminFile())
-	}
+	fmt.Fprintf(w, "admin credentials: %s\n", n.adminFile())
 	fmt.Fprintln(w, "ready")
-	n.log.Info("frontdesk serving", "data_plane", n.servers[0].l.Addr().String(),
+	n.log.Info("frontdesk serving", "version", buildInfo().Version, "data_plane", n.servers[0].l.Addr().String(),
 		"control_plane", n.servers[len(n.servers)-1].l.Addr().String(), "instances", n.follower.Snapshot().Len())
+	if n.cfg.configFile == "" {
+		n.log.Info("no --config: roles get locally minted credentials, which AWS does not accept; configure an sts or static provider for real ones")
+	}
 }

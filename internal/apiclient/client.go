@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -98,7 +99,12 @@ func New(endpoint string, creds aws.CredentialsProvider, opts Options) *Client {
 		// which the SDK's own client-side race produces now and then (see
 		// ReadOnlyBodyTransport); RunInstances stays safe through the
 		// ClientToken the SDK fills in.
-		return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = opts.MaxAttempts })
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = opts.MaxAttempts
+			// A control plane that refuses the connection is not running:
+			// say so at once instead of after three attempts.
+			o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(notRunning)}, o.Retryables...)
+		})
 	}
 	cfg := aws.Config{
 		Region:      opts.Region,
@@ -118,6 +124,15 @@ func New(endpoint string, creds aws.CredentialsProvider, opts Options) *Client {
 		signer:   v4.NewSigner(),
 		retryer:  newRetryer(),
 	}
+}
+
+// notRunning marks a refused or unroutable connection as not retryable.
+func notRunning(err error) aws.Ternary {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" && !oe.Timeout() {
+		return aws.FalseTernary
+	}
+	return aws.UnknownTernary
 }
 
 // EC2 returns the SDK client for the EC2 actions frontdesk implements.
@@ -242,10 +257,11 @@ func (c *Client) Call(ctx context.Context, action string, params url.Values, out
 			break
 		}
 	}
-	if err != nil {
+	var ae *APIError
+	if err != nil && !errors.As(err, &ae) {
 		return fmt.Errorf("%s: %w", action, err)
 	}
-	return nil
+	return err
 }
 
 func (c *Client) send(ctx context.Context, body string, out any) error {
@@ -303,3 +319,6 @@ func decodeError(resp *http.Response, body []byte) error {
 	}
 	return ae
 }
+
+// Region returns the region the client signs for.
+func (c *Client) Region() string { return c.opts.Region }

@@ -22,12 +22,41 @@ const (
 	ProviderLocal  = "local"
 	ProviderStatic = "static"
 	ProviderSTS    = "sts"
+	// ProviderProfile serves a named profile of the host's AWS configuration.
+	ProviderProfile = "profile"
 )
 
 // Config is the whole file. Sections the file leaves out keep their zero
 // values, which mean the defaults.
 type Config struct {
+	// Region is the region frontdesk stands in for (serve --region wins).
+	Region string `yaml:"region"`
+	// AccountID owns every instance (serve --account-id wins).
+	AccountID string `yaml:"account_id"`
+	// Zones are the region's availability zones (default its a, b and c).
+	Zones []string `yaml:"zones"`
+
 	Credentials Credentials `yaml:"credentials"`
+	// Docker is the policy for containers (serve --docker).
+	Docker    Docker    `yaml:"docker"`
+	Instances Instances `yaml:"instances"`
+	// Usage tunes the durable record of IMDSv1 calls (package usage).
+	Usage Usage `yaml:"usage"`
+}
+
+// Instances holds settings of the instances' life cycle.
+type Instances struct {
+	// TerminatedRetention is how long a terminated instance stays visible
+	// to DescribeInstances before it is purged (default 1h, as EC2);
+	// serve's --terminated-retention overrides it.
+	TerminatedRetention time.Duration `yaml:"terminated_retention"`
+}
+
+// Usage is the usage: section.
+type Usage struct {
+	// Retention is how long hourly IMDSv1 usage is kept (default 336h);
+	// serve's --usage-retention, when given, wins.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Credentials chooses where role credentials come from.
@@ -67,6 +96,11 @@ type Provider struct {
 	// Endpoint (sts) is an STS-compatible endpoint URL (a VPC endpoint, a
 	// test server).
 	Endpoint string `yaml:"endpoint"`
+	// Profile (profile, required) names a profile of the host's AWS
+	// configuration (~/.aws/config, AWS_CONFIG_FILE): SSO, assumed-role,
+	// credential_process or key profiles alike.
+	Profile string `yaml:"profile"`
+
 	// SourceIdentity (sts) passes the instance id as the session's source
 	// identity; the role's trust policy must allow sts:SetSourceIdentity.
 	SourceIdentity bool `yaml:"source_identity"`
@@ -97,7 +131,7 @@ func Parse(r io.Reader) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, yamlError(err)
+		return nil, yamlError(err, b)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
@@ -107,15 +141,17 @@ func Parse(r io.Reader) (*Config, error) {
 
 // yamlError rewords yaml.v3's decoding errors for operators: "line 3:
 // unknown key rolearn" rather than a Go type name.
-func yamlError(err error) error {
+func yamlError(err error, doc []byte) error {
 	var te *yaml.TypeError
 	if !errors.As(err, &te) {
-		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+		return syntaxError(err, doc)
 	}
 	msgs := make([]string, len(te.Errors))
 	for i, m := range te.Errors {
 		if f := unknownField.FindStringSubmatch(m); f != nil {
 			m = f[1] + "unknown key " + f[2]
+		} else {
+			m = typeMessage(m, doc)
 		}
 		msgs[i] = m
 	}
@@ -127,7 +163,22 @@ var unknownField = regexp.MustCompile(`^(line \d+: )field (\S+) not found in typ
 // Validate checks every value and returns the first problem as
 // "key.path: what is wrong".
 func (c *Config) Validate() error {
+	if c.Region != "" && !region.MatchString(c.Region) {
+		return fmt.Errorf("region: %q is not a region name", c.Region)
+	}
+	if c.AccountID != "" && !accountID.MatchString(c.AccountID) {
+		return fmt.Errorf("account_id: %q is not a 12-digit account id", c.AccountID)
+	}
+	if c.Instances.TerminatedRetention < 0 {
+		return errors.New("instances.terminated_retention: must not be negative")
+	}
+	if r := c.Usage.Retention; r != 0 && (r < time.Hour || r > 366*24*time.Hour) {
+		return fmt.Errorf("usage.retention: %s is out of range (1h to 8784h)", r)
+	}
 	if err := c.Credentials.Default.validate("credentials.default", false); err != nil {
+		return err
+	}
+	if err := c.Docker.Validate("docker"); err != nil {
 		return err
 	}
 	names := make([]string, 0, len(c.Credentials.Roles))
@@ -165,18 +216,19 @@ func (p Provider) validate(key string, listed bool) error {
 	set := map[string]bool{
 		"lifetime": p.Lifetime != 0, "file": p.File != "", "role_arn": p.RoleArn != "",
 		"external_id": p.ExternalID != "", "duration": p.Duration != 0, "region": p.Region != "",
-		"endpoint": p.Endpoint != "", "source_identity": p.SourceIdentity,
+		"endpoint": p.Endpoint != "", "source_identity": p.SourceIdentity, "profile": p.Profile != "",
 	}
 	allowed := map[string][]string{
-		ProviderLocal:  {"lifetime"},
-		ProviderStatic: {"file"},
-		ProviderSTS:    {"role_arn", "external_id", "duration", "region", "endpoint", "source_identity"},
+		ProviderLocal:   {"lifetime"},
+		ProviderStatic:  {"file"},
+		ProviderSTS:     {"role_arn", "external_id", "duration", "region", "endpoint", "source_identity"},
+		ProviderProfile: {"profile", "lifetime", "endpoint"},
 	}
 	ok, known := allowed[kind]
 	if !known {
-		return fmt.Errorf("%s.provider: %q is not one of local, static, sts", key, p.Provider)
+		return fmt.Errorf("%s.provider: %q is not one of local, static, sts, profile", key, p.Provider)
 	}
-	for _, k := range []string{"lifetime", "file", "role_arn", "external_id", "duration", "region", "endpoint", "source_identity"} {
+	for _, k := range []string{"lifetime", "file", "role_arn", "external_id", "duration", "region", "endpoint", "source_identity", "profile"} {
 		if set[k] && !slices.Contains(ok, k) {
 			return fmt.Errorf("%s.%s: not used by provider %s", key, k, kind)
 		}
@@ -185,6 +237,18 @@ func (p Provider) validate(key string, listed bool) error {
 	case ProviderLocal:
 		if p.Lifetime != 0 && (p.Lifetime < 15*time.Minute || p.Lifetime > 36*time.Hour) {
 			return fmt.Errorf("%s.lifetime: %s is outside 15m to 36h", key, p.Lifetime)
+		}
+	case ProviderProfile:
+		switch {
+		case p.Profile == "":
+			return fmt.Errorf("%s.profile: required for provider profile", key)
+		case p.Lifetime != 0 && (p.Lifetime < 15*time.Minute || p.Lifetime > 36*time.Hour):
+			return fmt.Errorf("%s.lifetime: %s is outside 15m to 36h", key, p.Lifetime)
+		}
+		if p.Endpoint != "" {
+			if err := checkEndpoint(p.Endpoint); err != nil {
+				return fmt.Errorf("%s.endpoint: %w", key, err)
+			}
 		}
 	case ProviderStatic:
 		if p.File == "" {
@@ -213,3 +277,5 @@ func (p Provider) validate(key string, listed bool) error {
 }
 
 var region = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
+
+var accountID = regexp.MustCompile(`^\d{12}$`)

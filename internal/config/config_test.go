@@ -116,6 +116,11 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"setting_of_another_provider", "credentials:\n  roles:\n    other: { provider: local, role_arn: 'arn:aws:iam::123456789012:role/x' }\n", "credentials.roles.other.role_arn: not used by provider local"},
 		{"invalid_role_name", "credentials:\n  roles:\n    'bad role': { provider: local }\n", "credentials.roles.bad role: not a valid IAM role name"},
 		{"local_lifetime_out_of_range", "credentials:\n  default: { lifetime: 1m }\n", "credentials.default.lifetime: "},
+		{"profile_without_name", "credentials:\n  default: { provider: profile }\n", "credentials.default.profile: required for provider profile"},
+		{"profile_with_role_arn", "credentials:\n  default: { provider: profile, profile: dev, role_arn: 'arn:aws:iam::123456789012:role/x' }\n", "credentials.default.role_arn: not used by provider profile"},
+		{"docker_bad_hop_limit", "docker:\n  hop_limit: 99\n", "docker.hop_limit: "},
+		{"docker_rule_without_roles", "docker:\n  allow:\n    - images: [busybox]\n", "docker.allow[0].roles: required"},
+		{"docker_unknown_key", "docker:\n  allow:\n    - roles: [x]\n      image: [busybox]\n", "unknown key image"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,4 +148,62 @@ func TestResolverErrorsNameTheKey(t *testing.T) {
 			t.Error("Load of a missing file succeeded")
 		}
 	})
+}
+
+func TestYAMLErrorsNameTheLineAndKey(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		want      []string
+	}{
+		{"misindented_key_is_reported_on_its_own_line",
+			"credentials:\n  default:\n    provider: local\n   lifetime: 6h\n",
+			[]string{"line 4:", "lifetime: 6h"}},
+		{"duration_in_words_names_the_key",
+			"credentials:\n  default:\n    provider: local\n    lifetime: 6 hours\n",
+			[]string{"line 4:", `lifetime: "6 hours" is not a duration`}},
+		{"bool_that_is_not_a_bool_names_the_key",
+			"credentials:\n  default:\n    provider: sts\n    source_identity: maybe\n",
+			[]string{"line 4:", `source_identity: "maybe" is not true or false`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(tc.doc))
+			if err == nil {
+				t.Fatal("Parse accepted a broken document")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestTerminatedRetentionKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "frontdesk.yaml")
+	if err := os.WriteFile(path, []byte("instances:\n  terminated_retention: 15m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil || c.Instances.TerminatedRetention != 15*time.Minute {
+		t.Fatalf("Load: %v, retention %v; want 15m", err, c)
+	}
+	if err := os.WriteFile(path, []byte("instances:\n  terminated_retention: -1m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "terminated_retention") {
+		t.Fatalf("a negative retention: %v, want an error naming the key", err)
+	}
+}
+
+func TestUsageRetention(t *testing.T) {
+	c, err := Parse(strings.NewReader("usage:\n  retention: 168h\n"))
+	if err != nil || c.Usage.Retention != 168*time.Hour {
+		t.Fatalf("usage.retention 168h: %+v, %v", c, err)
+	}
+	if _, err := Parse(strings.NewReader("usage:\n  retention: 10m\n")); err == nil || !strings.Contains(err.Error(), "usage.retention") {
+		t.Errorf("usage.retention 10m: %v, want an error naming the key", err)
+	}
 }

@@ -20,6 +20,7 @@ type Live struct {
 	path string
 	opts ResolverOptions
 	cur  atomic.Pointer[credentials.Resolver]
+	cfg  atomic.Pointer[Config]
 }
 
 // OpenLive loads the file at path and builds its providers; an empty path
@@ -31,6 +32,11 @@ func OpenLive(ctx context.Context, path string, opts ResolverOptions) (*Live, er
 	}
 	return l, nil
 }
+
+// Config is the configuration as last loaded (the empty one without a
+// file). Settings read only at start (region, account, Docker policy,
+// retention windows) are read from it once.
+func (l *Live) Config() *Config { return l.cfg.Load() }
 
 // Path is the configuration file, "" for none.
 func (l *Live) Path() string { return l.path }
@@ -62,5 +68,6 @@ func (l *Live) load(ctx context.Context, empty *Config) error {
 		return err
 	}
 	l.cur.Store(&resolve)
+	l.cfg.Store(cfg)
 	return nil
 }

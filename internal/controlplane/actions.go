@@ -32,6 +32,14 @@ func Actions() []string {
 // actionTable lists every action the control plane answers.
 func (s *Server) actionTable() map[string]action {
 	return map[string]action{
+		// regions.go, keypairs.go
+		"DescribeRegions":           s.describeRegions,
+		"DescribeAvailabilityZones": s.describeAvailabilityZones,
+		"ImportKeyPair":             s.importKeyPair,
+		"CreateKeyPair":             s.createKeyPair,
+		"DescribeKeyPairs":          s.describeKeyPairs,
+		"DeleteKeyPair":             s.deleteKeyPair,
+
 		"RunInstances":                           s.runInstances,
 		"DescribeInstances":                      s.describeInstances,
 		"TerminateInstances":                     s.terminateInstances,

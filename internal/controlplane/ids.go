@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+
+	"github.com/frontdesk-imds/frontdesk/internal/region"
 )
 
 var (
@@ -112,31 +114,5 @@ func dnsSuffix(region string) string {
 	return region + ".compute.internal"
 }
 
-// azID derives an availability-zone id in EC2's form (use1-az1) from a
-// region and zone letter. Real AZ ids are shuffled per account; a stable
-// derivation is all a metadata emulator needs.
-func azID(region, zone string) string {
-	parts := strings.Split(region, "-")
-	if len(parts) < 3 {
-		return region + "-az1"
-	}
-	dirs := map[string]string{
-		"east": "e", "west": "w", "north": "n", "south": "s", "central": "c",
-		"northeast": "ne", "northwest": "nw", "southeast": "se", "southwest": "sw",
-	}
-	var sb strings.Builder
-	for _, p := range parts[:len(parts)-2] {
-		sb.WriteString(p)
-	}
-	d, ok := dirs[parts[len(parts)-2]]
-	if !ok {
-		d = parts[len(parts)-2]
-	}
-	sb.WriteString(d)
-	sb.WriteString(parts[len(parts)-1])
-	n := 1
-	if s := strings.TrimPrefix(zone, region); len(s) == 1 && s[0] >= 'a' && s[0] <= 'z' {
-		n = int(s[0]-'a') + 1
-	}
-	return fmt.Sprintf("%s-az%d", sb.String(), n)
-}
+// azID is the availability-zone id of a zone of region (use1-az1).
+func azID(regionName, zone string) string { return region.ZoneID(regionName, zone) }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
+	"github.com/frontdesk-imds/frontdesk/internal/region"
 )
 
 // maxLaunchCount bounds MaxCount: one RunInstances is one store transaction,
@@ -39,6 +40,7 @@ type launchSpec struct {
 	allocate              bool // no address given: allocate from the subnet
 	lifecycle, monitoring string
 	dryRun                bool
+	blockDevices          []imds.BlockDevice // blockdevices.go
 }
 
 // eniSpec is one requested network interface.
@@ -124,6 +126,9 @@ func (s *Server) parseLaunch(p params) (*launchSpec, error) {
 	if err := s.parseNetwork(p, sp); err != nil {
 		return nil, err
 	}
+	if sp.blockDevices, err = parseBlockDevices(p); err != nil {
+		return nil, err
+	}
 	return sp, nil
 }
 
@@ -167,8 +172,10 @@ func (s *Server) parseProfile(p params) (*imds.IAMInstanceProfile, error) {
 	case arn != "" && name != "":
 		return nil, errCombination("Specify either IamInstanceProfile.Arn or IamInstanceProfile.Name, not both.")
 	case arn != "":
+		// A profile of any account is accepted: instances may use roles
+		// of another account, as with cross-account instance profiles.
 		m := profileArnRe.FindStringSubmatch(arn)
-		if m == nil || !strings.Contains(arn, ":"+s.opts.AccountID+":") {
+		if m == nil {
 			return nil, errInvalid("Value (" + arn + ") for parameter " + p.name("Arn") + " is invalid.")
 		}
 		name = m[2]
@@ -176,7 +183,7 @@ func (s *Server) parseProfile(p params) (*imds.IAMInstanceProfile, error) {
 		if !profileNmRe.MatchString(name) {
 			return nil, errInvalid("Value (" + name + ") for parameter " + p.name("Name") + " is invalid.")
 		}
-		arn = "arn:aws:iam::" + s.opts.AccountID + ":instance-profile/" + name
+		arn = region.ARN(s.opts.Region, "iam", "", s.opts.AccountID, "instance-profile/"+name)
 	default:
 		return nil, errMissing(p.name("Arn"))
 	}
@@ -184,11 +191,10 @@ func (s *Server) parseProfile(p params) (*imds.IAMInstanceProfile, error) {
 }
 
 func (s *Server) parsePlacement(p params) (imds.Placement, error) {
-	pl := imds.Placement{Region: s.opts.Region, AvailabilityZone: s.opts.Region + "a", Tenancy: "default"}
+	pl := imds.Placement{Region: s.opts.Region, AvailabilityZone: s.opts.Zones[0], Tenancy: "default"}
 	if az, ok := p.get("AvailabilityZone"); ok && az != "" {
-		rest, found := strings.CutPrefix(az, s.opts.Region)
-		if !found || len(rest) != 1 || rest[0] < 'a' || rest[0] > 'z' {
-			return pl, errInvalid("Invalid availability zone: [" + az + "]")
+		if err := s.checkZone(az); err != nil {
+			return pl, err
 		}
 		pl.AvailabilityZone = az
 	}
@@ -555,6 +561,9 @@ func (s *Server) runInstances(ctx context.Context, p params) (response, error) {
 			return err
 		}
 		resolved = opts
+		if err := s.resolveKeyPair(tx, sp); err != nil {
+			return err
+		}
 		if opts.InstanceMetadataTags == imds.Enabled {
 			if err := checkMetadataTagKeys(sp.tags); err != nil {
 				return err
@@ -589,9 +598,11 @@ func (s *Server) runInstances(ctx context.Context, p params) (response, error) {
 	}
 	resp := &runInstancesResponse{xmlReservation: xmlReservation{ReservationID: reservationID, OwnerID: s.opts.AccountID}}
 	ids := make([]string, 0, len(launched))
+	var addrs []string
 	for _, in := range launched {
 		resp.Instances = append(resp.Instances, s.instanceXML(in))
 		ids = append(ids, in.InstanceID)
+		addrs = append(addrs, in.Addresses()...)
 	}
 	if len(launched) > 0 {
 		resp.Groups = resp.Instances[0].Groups
@@ -603,6 +614,7 @@ func (s *Server) runInstances(ctx context.Context, p params) (response, error) {
 			"InstanceType":  sp.instanceType,
 			"HttpTokens":    resolved.HttpTokens,
 			"HttpEndpoint":  resolved.HttpEndpoint,
+			"Addresses":     strings.Join(addrs, ","),
 		})
 	}
 	return resp, nil
@@ -703,7 +715,7 @@ func (s *Server) newInstance(tx imds.Tx, sp *launchSpec, enis []eniSpec, opts im
 		Monitoring:        sp.monitoring,
 		Profile:           "default-hvm",
 		Placement:         sp.placement,
-		BlockDevices:      []imds.BlockDevice{{Name: "ami", Device: "/dev/xvda"}, {Name: "root", Device: "/dev/xvda"}},
+		BlockDevices:      append([]imds.BlockDevice(nil), sp.blockDevices...),
 		Tags:              append([]imds.Tag(nil), sp.tags...),
 		UserData:          append([]byte(nil), sp.userData...),
 		MetadataOptions:   opts,

@@ -217,9 +217,12 @@ func TestRunInstancesErrors(t *testing.T) {
 			in.MetadataOptions = &types.InstanceMetadataOptionsRequest{InstanceMetadataTags: types.InstanceMetadataTagsStateEnabled}
 			in.TagSpecifications = []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: []types.Tag{{Key: aws.String("has space"), Value: aws.String("y")}}}}
 		}, "InvalidParameterValue", "has space"},
-		{"key_name_without_lookup_is_accepted", func(in *ec2.RunInstancesInput) { in.KeyName = aws.String("nope") }, "", ""},
-		{"profile_arn_of_other_account", func(in *ec2.RunInstancesInput) {
+		{"key_name_not_stored", func(in *ec2.RunInstancesInput) { in.KeyName = aws.String("nope") }, "InvalidKeyPair.NotFound", "nope"},
+		{"profile_arn_of_other_account_is_accepted", func(in *ec2.RunInstancesInput) {
 			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Arn: aws.String("arn:aws:iam::999999999999:instance-profile/x")}
+		}, "", ""},
+		{"profile_arn_that_is_not_one", func(in *ec2.RunInstancesInput) {
+			in.IamInstanceProfile = &types.IamInstanceProfileSpecification{Arn: aws.String("arn:aws:iam::999999999999:role/x")}
 		}, "InvalidParameterValue", "IamInstanceProfile.Arn"},
 		{"dry_run_answers_dry_run_operation", func(in *ec2.RunInstancesInput) { in.DryRun = aws.Bool(true) }, "DryRunOperation", ""},
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -16,11 +17,22 @@ import (
 	"time"
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
+	"github.com/frontdesk-imds/frontdesk/internal/region"
+	"golang.org/x/net/netutil"
 )
 
-// DefaultMaxBodyBytes bounds a request body. RunInstances with the largest
-// user data (16 KiB raw, about 22 KiB in base64) fits many times over.
-const DefaultMaxBodyBytes = 1 << 20
+// DefaultMaxBodyBytes bounds a request body, sized to the largest
+// legitimate request: RunInstances (or ModifyInstanceAttribute) with the
+// largest user data, 16 KiB raw, is about 22 KiB in base64 and at most
+// 66 KiB form-encoded; 50 tags of the longest keys and values add at most
+// 58 KiB more. 256 KiB leaves room for the rest of the parameters while a
+// caller without credentials cannot make the server buffer more (and such
+// a caller is refused before its body is read at all).
+const DefaultMaxBodyBytes = 256 << 10
+
+// DefaultMaxConns is the default cap on concurrent control-plane
+// connections (see LimitListener).
+const DefaultMaxConns = 128
 
 // apiVersion is the only EC2 API version frontdesk speaks; every current SDK
 // and the AWS CLI send it.
@@ -37,6 +49,9 @@ type Options struct {
 	Region string
 	// AccountID owns every instance (default 123456789012).
 	AccountID string
+	// Zones are the region's availability zones (default the region's a, b
+	// and c); the first is where an instance without one is placed.
+	Zones []string
 	// DataPlane tells whether a metadata-options change has reached the
 	// local data plane; nil reports every change applied.
 	DataPlane DataPlane
@@ -45,17 +60,19 @@ type Options struct {
 	// Observer hears every request and every committed change; nil hears
 	// nothing.
 	Observer Observer
-	// V1Usage reports tokenless (IMDSv1) traffic per instance over a window,
-	// for FrontdeskDescribeImdsUsage; nil answers an empty set.
-	V1Usage func(window time.Duration) []Usage
+	// V1Usage reports the fleet's tokenless (IMDSv1) traffic per instance
+	// over a window, for FrontdeskDescribeImdsUsage; nil answers
+	// UnsupportedOperation (an empty set would read as "no calls").
+	V1Usage UsageReporter
 	// AllocationSubnet, when valid, is an IPv4 subnet from which RunInstances
 	// allocates the primary address of instances launched without one, and
 	// which allows MaxCount > 1. The network address, the first three hosts
 	// (reserved as in a VPC) and the broadcast address are never allocated.
 	AllocationSubnet netip.Prefix
 	// KeyPairs looks up the OpenSSH public key of a key-pair name given as
-	// RunInstances KeyName. Nil accepts any name and serves no key material;
-	// otherwise an unknown name is InvalidKeyPair.NotFound.
+	// RunInstances KeyName; an unknown name is InvalidKeyPair.NotFound. Nil
+	// looks the name up among the stored key pairs (ImportKeyPair,
+	// CreateKeyPair) in the launch's transaction.
 	KeyPairs func(name string) (openssh string, ok bool)
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
@@ -95,6 +112,9 @@ func New(store imds.Store, admin AdminCredentials, opts Options) *Server {
 	if opts.AccountID == "" {
 		opts.AccountID = "123456789012"
 	}
+	if len(opts.Zones) == 0 {
+		opts.Zones = region.DefaultZones(opts.Region)
+	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -129,8 +149,13 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ae := toAPIError(err)
 		level := slog.LevelInfo
-		if ae.Status >= 500 {
+		switch {
+		case ae.Status >= 500:
 			level = slog.LevelError
+		case unauthenticated(ae):
+			// Anyone who can reach the port can send these: at INFO they
+			// would let a stranger write the log.
+			level = slog.LevelDebug
 		}
 		s.log.Log(r.Context(), level, "ec2 request failed", "action", logName, "code", ae.Code, "requestId", reqID, "err", err)
 		s.writeError(w, reqID, ae)
@@ -139,7 +164,13 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	s.log.Info("ec2 request", "action", logName, "requestId", reqID)
+	// Changes are logged at INFO with what they touched; reads (every
+	// Describe*, a monitoring loop's polling) only at DEBUG.
+	if rec.changed {
+		s.log.Info("ec2 change", "action", logName, "requestId", reqID, "instances", rec.instanceIDs, "detail", rec.detail)
+	} else {
+		s.log.Debug("ec2 request", "action", logName, "requestId", reqID)
+	}
 	s.writeResponse(w, actionName, reqID, resp)
 	if s.opts.Observer != nil {
 		s.opts.Observer.Request(actionName, "")
@@ -155,6 +186,19 @@ func (s *Server) handleQuery(ctx context.Context, w http.ResponseWriter, r *http
 	if r.ContentLength > s.opts.MaxBodyBytes {
 		return nil, errTooLarge
 	}
+	// What the head tells about the signature is checked before the body
+	// is read: a caller without the admin key never gets the server to
+	// buffer its upload.
+	sr, ae := s.verifier.claim(r)
+	if ae != nil {
+		// Closing after the answer spares reading (and discarding) the body
+		// the caller may still be sending.
+		w.Header().Set("Connection", "close")
+		if name := r.URL.Query().Get("Action"); s.actions[name] != nil {
+			*actionName = name
+		}
+		return nil, ae
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -163,7 +207,7 @@ func (s *Server) handleQuery(ctx context.Context, w http.ResponseWriter, r *http
 		}
 		return nil, newAPIError(http.StatusBadRequest, "InvalidParameterValue", "The request body could not be read.")
 	}
-	if ae := s.verifier.verify(ctx, r, body); ae != nil {
+	if ae := s.verifier.check(ctx, r, body, sr); ae != nil {
 		// Name the action for metrics if it is a known one; an unsigned
 		// request cannot make up label values.
 		if p, err := parseRequest(r, body); err == nil {
@@ -193,6 +237,25 @@ func (s *Server) handleQuery(ctx context.Context, w http.ResponseWriter, r *http
 		return nil, newAPIError(http.StatusBadRequest, "NoSuchVersion", "An invalid or unsupported Version ("+v+") was specified; frontdesk supports "+apiVersion+".")
 	}
 	return fn(ctx, p)
+}
+
+// unauthenticated reports whether ae refuses a request's credentials.
+func unauthenticated(ae *apiError) bool {
+	switch ae {
+	case errAuthMissing, errAuthKey, errAuthScope, errIncomplete, errSignature, errExpired:
+		return true
+	}
+	return false
+}
+
+// LimitListener caps the control plane's concurrent connections at n
+// (DefaultMaxConns when n <= 0); further connections wait in the kernel's
+// backlog until one closes.
+func LimitListener(l net.Listener, n int) net.Listener {
+	if n <= 0 {
+		n = DefaultMaxConns
+	}
+	return netutil.LimitListener(l, n)
 }
 
 // changeKey carries a request's *changeRecord in its context.

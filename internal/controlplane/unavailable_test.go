@@ -72,6 +72,10 @@ func TestUnavailableStoreIsUnavailableForEveryAction(t *testing.T) {
 		"DisassociateIamInstanceProfile":         {"AssociationId", assoc},
 		"DescribeIamInstanceProfileAssociations": {},
 		"ModifyInstancePlacement":                {"InstanceId", id, "HostId", "node-b"},
+		"ImportKeyPair":                          {"KeyName", "k", "PublicKeyMaterial", "c3NoLWVkMjU1MTkgQUFBQUMzTnphQzFsWkRJMU5URTVBQUFBSUJEbFZuaTBPdTM2cWtFZ3BkUXFPWk4yMm5OamNCVDcwRGFXVytDVUFGQy8gYm9iQGV4YW1wbGU="},
+		"CreateKeyPair":                          {"KeyName", "k2"},
+		"DescribeKeyPairs":                       {},
+		"DeleteKeyPair":                          {"KeyName", "k"},
 		ActionSendSpotInterruption:               {"InstanceId", id},
 		ActionCancelSpotInterruption:             {"InstanceId", id},
 		ActionSendRebalanceRecommendation:        {"InstanceId", id},
@@ -82,8 +86,8 @@ func TestUnavailableStoreIsUnavailableForEveryAction(t *testing.T) {
 		ActionSetTargetLifecycleState:            {"InstanceId", id, "State", "InService"},
 	}
 	// FrontdeskDescribeImdsUsage reads no store: it answers from the data
-	// plane's counters.
-	noStore := map[string]bool{ActionDescribeImdsUsage: true}
+	// plane's counters; regions and zones come from the configuration.
+	noStore := map[string]bool{ActionDescribeImdsUsage: true, "DescribeRegions": true, "DescribeAvailabilityZones": true}
 
 	h.take()
 	revBefore := e.revision()

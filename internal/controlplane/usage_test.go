@@ -1,12 +1,15 @@
 package controlplane
 
 import (
+	"context"
 	"encoding/xml"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/frontdesk-imds/frontdesk/internal/usage"
 )
 
 type usageAnswer struct {
@@ -29,12 +32,12 @@ func TestDescribeImdsUsage(t *testing.T) {
 	h := &hookRecorder{}
 	e := newEnv(t, func(o *Options) {
 		h.install(o)
-		o.V1Usage = func(w time.Duration) []Usage {
+		o.V1Usage = func(_ context.Context, w time.Duration) (*usage.Report, error) {
 			gotWindow.Store(int64(w))
-			return []Usage{
+			return usage.NewReport(w, last, last.Add(-time.Hour), []usage.Summary{
 				{InstanceID: "i-0bbbbbbbbbbbbbbbb", Calls: 3, LastCall: last, LastPath: "/latest/meta-data/", LastUserAgent: "curl/8.5.0"},
 				{InstanceID: "i-0aaaaaaaaaaaaaaaa", Calls: 0, Rejected: 7, LastCall: last.Add(-time.Minute), LastPath: "/latest/user-data", LastUserAgent: "aws-sdk-go/1.44"},
-			}
+			}), nil
 		}
 	})
 	ask := func(kv ...string) (int, usageAnswer, string) {
@@ -68,7 +71,7 @@ func TestDescribeImdsUsage(t *testing.T) {
 	if a.WindowSeconds != 86400 || time.Duration(gotWindow.Load()) != 24*time.Hour || len(a.Items) != 1 || a.Items[0].Calls != 3 {
 		t.Errorf("filtered: %+v", a)
 	}
-	for _, bad := range []string{"0", "86401", "soon"} {
+	for _, bad := range []string{"0", "1209601", "soon"} {
 		if s, _, c := ask("WindowSeconds", bad); s != 400 || c != "InvalidParameterValue" {
 			t.Errorf("WindowSeconds=%s: %d %s", bad, s, c)
 		}

@@ -98,6 +98,7 @@ type Refresher struct {
 	mu    sync.Mutex // guards fresh, sched and slot.index
 	fresh []*slot    // added targets, fetched first, in order
 	sched slotHeap   // fetched targets by next refresh
+	busy  int        // targets handed to workers and not yet done
 	wake  chan struct{}
 }
 
@@ -248,6 +249,37 @@ func (r *Refresher) Wait(ctx context.Context, instanceID, role string) error {
 	}
 }
 
+// Refresh moves a target's next fetch to now (a forced rotation). It reports
+// false when the target is unknown or a fetch of it is already queued or in
+// flight, in which case that fetch serves the purpose.
+func (r *Refresher) Refresh(instanceID, role string) bool {
+	s := r.lookup(instanceID, role)
+	if s == nil {
+		return false
+	}
+	r.mu.Lock()
+	queued := s.index < 0
+	if !queued {
+		heap.Remove(&r.sched, s.index)
+		r.fresh = append(r.fresh, s)
+	}
+	r.mu.Unlock()
+	if !queued {
+		r.signal()
+	}
+	return !queued
+}
+
+// Idle reports whether nothing is to be done at Now: no fetch queued, due
+// or in flight. A test that moves a fake clock waits for it before reading
+// entries, so that a refresh the move made due has been served.
+func (r *Refresher) Idle() bool {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.fresh) == 0 && r.busy == 0 && (len(r.sched) == 0 || r.sched[0].due.After(now))
+}
+
 // SetTargets replaces the desired set. Targets not in ts stop being served
 // at once; new ones (and ones whose AccountID or RoleArn changed) are queued
 // for an immediate fetch; unchanged ones keep their entries and schedule.
@@ -390,6 +422,9 @@ func (r *Refresher) Run(ctx context.Context) error {
 		wg.Go(func() {
 			for s := range work {
 				r.refresh(ctx, s)
+				r.mu.Lock()
+				r.busy--
+				r.mu.Unlock()
 			}
 		})
 	}
@@ -432,6 +467,7 @@ func (r *Refresher) due() (batch []*slot, next time.Time) {
 	for len(r.sched) > 0 && !r.sched[0].due.After(now) {
 		batch = append(batch, heap.Pop(&r.sched).(*slot))
 	}
+	r.busy += len(batch)
 	if len(r.sched) == 0 {
 		return batch, time.Time{}
 	}

@@ -8,9 +8,9 @@ import (
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 )
 
-// Served is one version of the set of instances a node serves (the data
+// Instances is one version of the set of instances a node serves (the data
 // plane's snapshot).
-type Served interface {
+type Instances interface {
 	// Len is the number of served instances.
 	Len() int
 	// InstanceByID returns a served instance, or nil.
@@ -27,6 +27,11 @@ type TrackerOptions struct {
 	// Keep is called after every full load with a test of which instances
 	// are served; state of the others may be dropped.
 	Keep func(served func(instanceID string) bool)
+	// OnApply is called on Run's goroutine with each version it applies and
+	// what changed (nil: everything), before the refresher's targets are
+	// updated, so that other bookkeeping of the served set (releasing
+	// what removed instances held) runs off the follower's path too.
+	OnApply func(s Instances, changed map[string]struct{})
 }
 
 // Tracker keeps a Refresher's targets in step with the served instances.
@@ -40,7 +45,7 @@ type Tracker struct {
 	opts      TrackerOptions
 
 	mu      sync.Mutex
-	served  Served
+	served  Instances
 	changed map[string]struct{}
 	full    bool
 	ready   chan struct{}
@@ -54,7 +59,7 @@ func NewTracker(r *Refresher, opts TrackerOptions) *Tracker {
 // Add queues a new version of the served instances; changed lists the
 // instances it changed, nil meaning that anything may have changed (a full
 // load).
-func (t *Tracker) Add(s Served, changed []string) {
+func (t *Tracker) Add(s Instances, changed []string) {
 	t.mu.Lock()
 	t.served = s
 	if changed == nil {
@@ -76,7 +81,7 @@ func (t *Tracker) Add(s Served, changed []string) {
 
 // take returns the newest version and what changed since the last take
 // (nil for everything).
-func (t *Tracker) take() (Served, map[string]struct{}) {
+func (t *Tracker) take() (Instances, map[string]struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s, changed := t.served, t.changed
@@ -103,7 +108,10 @@ func (t *Tracker) Run(ctx context.Context) error {
 	}
 }
 
-func (t *Tracker) apply(s Served, changed map[string]struct{}) {
+func (t *Tracker) apply(s Instances, changed map[string]struct{}) {
+	if t.opts.OnApply != nil {
+		t.opts.OnApply(s, changed)
+	}
 	if changed == nil {
 		ts := make([]Target, 0, s.Len())
 		s.EachInstance(func(in *imds.Instance) { ts = TargetsOf(in, ts) })
@@ -131,7 +139,7 @@ func (t *Tracker) apply(s Served, changed map[string]struct{}) {
 func TargetsOf(in *imds.Instance, ts []Target) []Target {
 	if p := in.IAMInstanceProfile; p != nil && p.Role != "" {
 		// One copy of each role ARN for the whole fleet, not one per instance.
-		arn := unique.Make(imds.RoleARN(in.AccountID, p.Role)).Value()
+		arn := unique.Make(imds.RoleARN(in.Placement.Region, in.AccountID, p.Role)).Value()
 		ts = append(ts, Target{InstanceID: in.InstanceID, AccountID: in.AccountID, Role: p.Role, RoleArn: arn})
 	}
 	return ts

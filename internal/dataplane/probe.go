@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,12 @@ type ProbeOptions struct {
 	OnLag func(revisions int64)
 	// OnError is called after each failed read.
 	OnError func(err error)
+	// Logger hears when the store stops answering and when it answers
+	// again (once each, however many reads fail between); nil discards.
+	Logger *slog.Logger
+	// Now is the clock that measures how long the store was away (default
+	// time.Now).
+	Now func() time.Time
 }
 
 // Probe checks now and then that the store answers a read, for readiness
@@ -30,6 +37,7 @@ type Probe struct {
 	follower *Follower
 	opts     ProbeOptions
 	err      atomic.Pointer[error]
+	lostAt   time.Time // when the store stopped answering; zero while it answers (Run's goroutine only)
 }
 
 // NewProbe returns a probe of store, comparing its revision with f's.
@@ -39,6 +47,12 @@ func NewProbe(store imds.Store, f *Follower, opts ProbeOptions) *Probe {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &Probe{store: store, follower: f, opts: opts}
 }
@@ -73,9 +87,17 @@ func (p *Probe) check(ctx context.Context) {
 			p.opts.OnError(err)
 		}
 		p.err.Store(&err)
+		if p.lostAt.IsZero() {
+			p.lostAt = p.opts.Now()
+			p.opts.Logger.Error("store unavailable; serving the last snapshot until it is back", "err", err)
+		}
 		return
 	}
 	p.err.Store(nil)
+	if !p.lostAt.IsZero() {
+		p.opts.Logger.Info("store available again", "unavailable_for", p.opts.Now().Sub(p.lostAt).Round(time.Millisecond).String())
+		p.lostAt = time.Time{}
+	}
 }
 
 // StoreErr is the last read's error, nil when it answered.

@@ -14,7 +14,12 @@ const (
 	addressPrefix  = "addresses/"
 	defaultsKey    = "defaults/account"
 	secretPrefix   = "secrets/"
+	leasePrefix    = "leases/"
 )
+
+// LeaseKey returns the store key of a named lease: a record that one node
+// of a fleet holds for a while to do a job alone (the retention purge).
+func LeaseKey(name string) string { return leasePrefix + name }
 
 // InstanceKey returns the store key of an instance.
 func InstanceKey(id string) string { return instancePrefix + id }

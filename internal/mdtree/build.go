@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
+	"github.com/frontdesk-imds/frontdesk/internal/region"
 )
 
 // First builds (the UG's "Version introduced") of the categories whose
@@ -124,7 +125,7 @@ func metaDataDir(in *imds.Instance) *entry {
 	var keys []*entry
 	for i, k := range in.PublicKeys {
 		idx := strconv.Itoa(i)
-		d := dir(idx, leaf("openssh-key", v1_0, k.OpenSSH))
+		d := dir(idx, leaf("openssh-key", v1_0, opensshLine(k.OpenSSH)))
 		if d != nil {
 			d.label = idx + "=" + k.Name
 		}
@@ -209,7 +210,7 @@ func metaDataDir(in *imds.Instance) *entry {
 			leaf("availability-zone", v2008_02_01, in.Placement.AvailabilityZone),
 			leaf("availability-zone-id", v2019_10_01, in.Placement.AvailabilityZoneID),
 			leaf("group-name", v2020_08_24, in.Placement.GroupName),
-			leaf("host-id", v2020_08_24, in.Placement.HostID),
+			leaf("host-id", v2020_08_24, dedicatedHostID(in.Placement.HostID)),
 			leaf("partition-number", v2020_08_24, partitionNumber),
 			leaf("region", v2020_08_24, region),
 		),
@@ -314,16 +315,36 @@ func regionOf(p imds.Placement) string {
 	return p.Region
 }
 
-// servicesFor derives services/domain and services/partition from the region.
-func servicesFor(region string) (domain, partition string) {
-	switch {
-	case strings.HasPrefix(region, "cn-"):
-		return "amazonaws.com.cn", "aws-cn"
-	case strings.HasPrefix(region, "us-gov-"):
-		return "amazonaws.com", "aws-us-gov"
-	default:
-		return "amazonaws.com", "aws"
+// opensshLine is public-keys/N/openssh-key: the key line ending in a
+// newline, as EC2 serves it. (Metadata recorded from real instances in
+// cloud-init's unit tests shows the key decoded as a one-line list, which
+// cloud-init's leaf decoder produces only for a value containing "\n".)
+func opensshLine(key string) string {
+	if key == "" || strings.HasSuffix(key, "\n") {
+		return key
 	}
+	return key + "\n"
+}
+
+// dedicatedHostID is placement/host-id: served only for an EC2 Dedicated
+// Host id (h- and 17 hex digits). Frontdesk's own node names, which fleet
+// mode keeps in the same Placement.HostId field, stay operator-visible
+// (DescribeInstances) and never reach the guest.
+func dedicatedHostID(id string) string {
+	if len(id) != 19 || !strings.HasPrefix(id, "h-") {
+		return ""
+	}
+	for _, c := range id[2:] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return ""
+		}
+	}
+	return id
+}
+
+// servicesFor derives services/domain and services/partition from the region.
+func servicesFor(name string) (domain, partition string) {
+	return region.Domain(name), region.Partition(name)
 }
 
 func defaultString(v, def string) string {

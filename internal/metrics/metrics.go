@@ -1,5 +1,5 @@
-// Package metrics exposes frontdesk's Prometheus metrics and tracks recent
-// IMDSv1 use per instance for `frontdesk compliance`. It is the only package
+// Package metrics exposes frontdesk's Prometheus metrics, among them the
+// fleet's IMDSv1 usage as package usage stores it. It is the only package
 // that imports the Prometheus client library.
 //
 // Every metric lives in the Metrics value's own registry, never the global
@@ -80,12 +80,11 @@ type Options struct {
 	// as the action label; other names become "_unknown". Empty keeps the
 	// first 64 names seen.
 	ControlPlaneActions []string
-	// Now is the clock for the IMDSv1 usage windows (default time.Now).
+	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
 
-// Metrics holds frontdesk's metrics and the IMDSv1 usage tracker. Its
-// methods are safe for concurrent use.
+// Metrics holds frontdesk's metrics. Its methods are safe for concurrent use.
 type Metrics struct {
 	reg *prometheus.Registry
 	now func() time.Time
@@ -121,6 +120,13 @@ type Metrics struct {
 	cpRequests   *prometheus.CounterVec
 	cpActions    *labelSet
 	cpCodes      *labelSet
+
+	// IMDSv1 usage as stored (package usage).
+	v1Instances   prometheus.Gauge
+	v1Calls       prometheus.Gauge
+	usageObserved prometheus.Gauge
+	usageFlushes  *prometheus.CounterVec
+	usageWritten  prometheus.Counter
 }
 
 // outcomeCount is the number of dataplane.Outcome values, with room to
@@ -179,7 +185,8 @@ func New(opts Options) *Metrics {
 	m.noTokenReject = r.counterVec("frontdesk_metadata_no_token_rejected_total",
 		"Tokenless (IMDSv1) metadata requests refused with 401 because the instance requires tokens, as EC2's MetadataNoTokenRejected.",
 		"instance_id")
-	m.connReject = r.counter("frontdesk_connections_rejected_total", "Data plane connections refused by the per-instance connection cap.")
+	m.connReject = r.counter("frontdesk_connections_rejected_total",
+		"Data plane connections closed without an answer: over every bound of the connection Guard (refusals within the bounds are answered 429).")
 
 	m.snapRevision = r.gauge("frontdesk_snapshot_revision", "Store revision of the snapshot the data plane serves.")
 	m.instanceNum = r.gauge("frontdesk_instances", "Instances in the snapshot the data plane serves.")
@@ -196,8 +203,21 @@ func New(opts Options) *Metrics {
 	m.cpRequests = r.counterVec("frontdesk_controlplane_requests_total",
 		"Control-plane API requests by action and EC2 error code (ok: success).", "action", "code")
 
+	m.v1Instances = r.gauge("frontdesk_imds_v1_instances",
+		"Instances of the fleet (every node) that made IMDSv1 calls in the last 24 hours, from the stored usage.")
+	m.v1Calls = r.gauge("frontdesk_imds_v1_calls_24h",
+		"IMDSv1 calls of the fleet (every node, answered and refused) in the last 24 hours, from the stored usage.")
+	m.usageObserved = r.gauge("frontdesk_imds_v1_usage_observed_seconds",
+		"How long IMDSv1 usage has been recorded (capped at the retention): a short history proves no instance quiet.")
+	m.usageFlushes = r.counterVec("frontdesk_usage_flushes_total",
+		"Batched writes of this node's IMDSv1 usage to the store, by outcome (success, failure).", "outcome")
+	m.usageWritten = r.counter("frontdesk_usage_calls_written_total",
+		"IMDSv1 calls this node has written to the store's usage records.")
+
 	m.reg.MustRegister(
-		collectors.NewGoCollector(),
+		// The live heap as of the last GC (go_gc_heap_live_bytes): what a
+		// leak grows, without the garbage that heap_alloc also counts.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{Matcher: liveHeapMetric})),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
@@ -328,4 +348,22 @@ func (t tee) Request(r *http.Request, ev *dataplane.RequestEvent) {
 	for _, o := range t {
 		o.Request(r, ev)
 	}
+}
+
+// FleetV1Usage sets the fleet's stored IMDSv1 usage of the last 24 hours:
+// instances with calls, their calls, and how long usage has been observed.
+func (m *Metrics) FleetV1Usage(instances int, calls int64, observed time.Duration) {
+	m.v1Instances.Set(float64(instances))
+	m.v1Calls.Set(float64(calls))
+	m.usageObserved.Set(observed.Seconds())
+}
+
+// UsageFlush counts one batched write of IMDSv1 usage that wrote calls.
+func (m *Metrics) UsageFlush(calls int64, err error) {
+	m.usageWritten.Add(float64(calls))
+	outcome := "success"
+	if err != nil {
+		outcome = "failure"
+	}
+	m.usageFlushes.WithLabelValues(outcome).Inc()
 }

@@ -86,6 +86,9 @@ func RunWith(t *testing.T, open func(t *testing.T) imds.Store, opts Options) {
 		{"list_instances_in_id_order", s.listInstances},
 		{"defaults_start_with_no_preference_and_round_trip", s.defaults},
 		{"secrets_round_trip", s.secrets},
+		{"key_pairs_round_trip_by_name_and_refuse_duplicates", s.keyPairs}, // keypairs.go
+		{"usage_records_per_node_merge_and_delete", s.usageRecords},
+		{"change_records_list_in_time_order_and_prune", s.changeRecords},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.fn)
