@@ -91,6 +91,7 @@ func RunWith(t *testing.T, open func(t *testing.T) imds.Store, opts Options) {
 		{"defaults_start_with_no_preference_and_round_trip", s.defaults},
 		{"secrets_round_trip", s.secrets},
 	}
+	tests = append(tests, s.networkTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, tc.fn)
 	}
