@@ -55,6 +55,7 @@ type serveConfig struct {
 	etcdTLS       etcd.TLSFiles
 	hostID        string
 	serveAll      bool
+	publicPool    string
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
@@ -74,6 +75,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&c.hostID, "host-id", "", "name of this node: it serves the instances whose Placement.HostId is this name (empty: every instance)")
 	fs.BoolVar(&c.serveAll, "serve-all", false, "serve every instance whatever its Placement.HostId")
 	fs.StringVar(&c.configFile, "config", "", "YAML configuration file (credential providers)")
+	fs.StringVar(&c.publicPool, "public-ipv4-pool", "", "IPv4 CIDR that Elastic IPs and public addresses at launch come from (overrides public_ipv4_pool in --config)")
 	fs.BoolVar(&c.demo, "demo", false, "register a demo instance bound to 127.0.0.1 and ::1 if the store has none")
 	fs.StringVar(&c.demoTokens, "demo-http-tokens", imds.Required, "HttpTokens of the demo instance: required or optional")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
@@ -148,6 +150,10 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		}
 	} else {
 		cfg = &config.Config{}
+	}
+	pool, err := publicPool(c.publicPool, cfg)
+	if err != nil {
+		return err
 	}
 	store, err := openStore(ctx, c, log)
 	if err != nil {
@@ -300,6 +306,9 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		}
 	}
 	cp := controlplane.New(store, controlplane.Options{
+		// Elastic IPs and public addresses at launch (serve_network.go).
+		PublicIPv4Pool: pool,
+
 		Now:         now,
 		Logger:      log,
 		Credentials: admin,

@@ -28,6 +28,9 @@ const (
 // values, which mean the defaults.
 type Config struct {
 	Credentials Credentials `yaml:"credentials"`
+	// PublicIPv4Pool is the IPv4 block Elastic IPs and public addresses at
+	// launch come from (public_ipv4_pool: 203.0.113.0/24); none when empty.
+	PublicIPv4Pool string `yaml:"public_ipv4_pool"`
 }
 
 // Credentials chooses where role credentials come from.
@@ -127,6 +130,9 @@ var unknownField = regexp.MustCompile(`^(line \d+: )field (\S+) not found in typ
 // Validate checks every value and returns the first problem as
 // "key.path: what is wrong".
 func (c *Config) Validate() error {
+	if _, err := ParsePublicPool(c.PublicIPv4Pool); err != nil {
+		return fmt.Errorf("public_ipv4_pool: %w", err)
+	}
 	if err := c.Credentials.Default.validate("credentials.default", false); err != nil {
 		return err
 	}
