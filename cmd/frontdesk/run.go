@@ -55,6 +55,9 @@ func subcommands() map[string]subcommand {
 		"defaults":   {cmdDefaults, "operator: get or set the account-level instance metadata defaults"},
 		"events":     {cmdEvents, "operator: simulate Spot, rebalance, maintenance and Auto Scaling lifecycle notices"},
 		"compliance": {cmdCompliance, "operator: ec2-imdsv2-check report with IMDSv1 usage; --remediate requires IMDSv2"},
+		"vpcs":       {cmdVpcs, "operator: list VPCs (create them with aws ec2 create-vpc)"},
+		"subnets":    {cmdSubnets, "operator: list subnets and their free addresses"},
+		"addresses":  {cmdAddresses, "operator: list Elastic IPs and their associations"},
 	}
 }
 
