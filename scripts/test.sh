@@ -36,18 +36,18 @@ if [ -n "$unformatted" ]; then
 fi
 
 echo "== go vet"
-go vet ./...
+go vet -tags integration ./...
 
 echo "== staticcheck"
-go tool staticcheck ./...
+go tool staticcheck -tags integration ./...
 
 echo "== go test -race"
 # The daemon-level tests (cmd/frontdesk) run after the others, not beside
 # them: a few compare latencies within one run (a flooding guest against
 # its neighbour), and two cores shared with other test binaries would
 # measure the machine instead.
-go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/cmd/frontdesk$')
-go test -race -count=1 -timeout 20m ./cmd/frontdesk
+go test -tags integration -race -count=1 -timeout 20m $(go list ./... | grep -v '/cmd/frontdesk$')
+go test -tags integration -race -count=1 -timeout 20m ./cmd/frontdesk
 
 echo "== allocation tests (without -race)"
 go test -count=1 -run 'DoesNotAllocate' ./...
