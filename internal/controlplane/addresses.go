@@ -432,3 +432,18 @@ func (s *Server) describeAddresses(ctx context.Context, p params) (response, err
 	}
 	return resp, nil
 }
+
+// xmlENIAssociation is an interface's public address as DescribeInstances
+// shows it (networkInterfaceSet/item/association).
+type xmlENIAssociation struct {
+	PublicIP      string `xml:"publicIp"`
+	PublicDNSName string `xml:"publicDnsName"`
+	IPOwnerID     string `xml:"ipOwnerId"`
+}
+
+func eniAssociation(ni imds.NetworkInterface) *xmlENIAssociation {
+	if ni.PublicIPv4 == "" {
+		return nil
+	}
+	return &xmlENIAssociation{PublicIP: ni.PublicIPv4, PublicDNSName: ni.PublicHostname, IPOwnerID: "amazon"}
+}

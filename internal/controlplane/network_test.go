@@ -479,6 +479,10 @@ func TestElasticIPLifecycle(t *testing.T) {
 	if err != nil || *d.Reservations[0].Instances[0].PublicIpAddress != "203.0.113.1" {
 		t.Errorf("describe-instances public address: %v", err)
 	}
+	if as := d.Reservations[0].Instances[0].NetworkInterfaces[0].Association; as == nil || aws.ToString(as.PublicIp) != "203.0.113.1" ||
+		aws.ToString(as.PublicDnsName) != "ec2-203-0-113-1.compute-1.amazonaws.com" {
+		t.Errorf("interface association %+v", as)
+	}
 
 	// Moving it needs AllowReassociation.
 	_, err = e.client.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: a1.AllocationId, InstanceId: aws.String(db)})
