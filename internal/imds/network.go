@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
-	"strings"
+	"strconv"
 )
 
 // The network part of the key layout: VPCs, subnets, Elastic IPs and the
@@ -306,38 +306,69 @@ func SubnetSize(pfx netip.Prefix) int {
 }
 
 // FreeAddresses returns up to n addresses of [first, last], lowest first,
-// that no live instance holds and that exclude does not list.
+// that no live instance holds and that exclude does not list. It reads the
+// address index one /24 at a time and stops once it has n, so a large,
+// mostly empty subnet costs one scan.
 func FreeAddresses(tx Tx, first, last netip.Addr, n int, exclude map[netip.Addr]bool) ([]netip.Addr, error) {
-	pfx := commonPrefix(first, last)
-	used := map[netip.Addr]bool{}
-	err := scanAddressIndex(tx, pfx, func(a netip.Addr, _ string) error {
-		used[a] = true
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
+	return freeIn(tx, addressPrefix, first, last, n, exclude)
+}
+
+var errEnough = errors.New("enough")
+
+func freeIn(tx Tx, keyPrefix string, first, last netip.Addr, n int, exclude map[netip.Addr]bool) ([]netip.Addr, error) {
 	var out []netip.Addr
-	for a := first; len(out) < n; a = a.Next() {
-		if !used[a] && !exclude[a] {
-			out = append(out, a)
+	if n <= 0 || last.Less(first) {
+		return nil, nil
+	}
+	err := scanChunks(tx, keyPrefix, commonPrefix(first, last), func(chunk netip.Prefix, used *[256]bool) error {
+		lo, hi := chunk.Addr(), lastAddr(chunk)
+		if lo.Less(first) {
+			lo = first
 		}
-		if a == last {
-			break
+		if last.Less(hi) {
+			hi = last
 		}
+		if hi.Less(lo) {
+			return nil
+		}
+		for a := lo; ; a = a.Next() {
+			if !used[a.As4()[3]] && !exclude[a] {
+				out = append(out, a)
+				if len(out) == n {
+					return errEnough
+				}
+			}
+			if a == hi {
+				return nil
+			}
+		}
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return nil, err
 	}
 	return out, nil
 }
 
 // scanAddressIndex calls fn for every live address of pfx (IPv4) with the
-// instance holding it. The index is keyed by the dotted address, so a /24
-// is one prefix scan ("addresses/10.0.1."); a wider block is scanned one
-// /24 at a time and a narrower one is filtered from its /24.
+// instance holding it.
 func scanAddressIndex(tx Tx, pfx netip.Prefix, fn func(netip.Addr, string) error) error {
 	return scanIndex(tx, addressPrefix, pfx, fn)
 }
 
 func scanIndex(tx Tx, keyPrefix string, pfx netip.Prefix, fn func(netip.Addr, string) error) error {
+	return scanChunks(tx, keyPrefix, pfx, func(netip.Prefix, *[256]bool) error {
+		return nil
+	}, fn)
+}
+
+// scanChunks walks an address index (keys keyPrefix + dotted address) over
+// the IPv4 block pfx one /24 at a time, in address order: the index is
+// keyed by the dotted address, so a /24 is one prefix scan
+// ("addresses/10.0.1."); a narrower block is filtered from its /24. For
+// each /24 (narrowed to pfx) it calls each with the held addresses of the
+// /24 by last octet, after calling every entry function for each held
+// address; an error from either stops the walk.
+func scanChunks(tx Tx, keyPrefix string, pfx netip.Prefix, each func(chunk netip.Prefix, used *[256]bool) error, entry ...func(netip.Addr, string) error) error {
 	pfx = pfx.Masked()
 	if !pfx.Addr().Is4() || pfx.Bits() < 16 {
 		return fmt.Errorf("%w: %s is not an IPv4 block of /16 or narrower", ErrInvalid, pfx)
@@ -346,17 +377,35 @@ func scanIndex(tx Tx, keyPrefix string, pfx netip.Prefix, fn func(netip.Addr, st
 	for {
 		b := chunk.Addr().As4()
 		scanPfx := fmt.Sprintf("%s%d.%d.%d.", keyPrefix, b[0], b[1], b[2])
+		var used [256]bool
 		err := tx.Scan(scanPfx, func(k string, v []byte) error {
-			a, err := netip.ParseAddr(strings.TrimPrefix(k, keyPrefix))
-			if err != nil || !pfx.Contains(a) {
+			octet, err := strconv.ParseUint(k[len(scanPfx):], 10, 8)
+			if err != nil {
 				return nil
 			}
-			return fn(a, string(v))
+			a := netip.AddrFrom4([4]byte{b[0], b[1], b[2], byte(octet)})
+			if !pfx.Contains(a) {
+				return nil
+			}
+			used[octet] = true
+			for _, fn := range entry {
+				if err := fn(a, string(v)); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		if err != nil {
 			return err
 		}
-		next := lastAddr(netip.PrefixFrom(chunk.Addr(), 24)).Next()
+		view := chunk
+		if pfx.Bits() > 24 {
+			view = pfx
+		}
+		if err := each(view, &used); err != nil {
+			return err
+		}
+		next := lastAddr(chunk).Next()
 		if !next.IsValid() || !pfx.Contains(next) {
 			return nil
 		}
@@ -450,22 +499,14 @@ func ClaimPublicIP(tx Tx, pool netip.Prefix, holder string) (netip.Addr, error) 
 	if pool.Bits() <= 30 {
 		first, last = first.Next(), last.Prev()
 	}
-	used := map[netip.Addr]bool{}
-	err := scanIndex(tx, publicIPPrefix, pool, func(a netip.Addr, _ string) error {
-		used[a] = true
-		return nil
-	})
+	free, err := freeIn(tx, publicIPPrefix, first, last, 1, nil)
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	for a := first; ; a = a.Next() {
-		if !used[a] {
-			return a, tx.Put(publicIPPrefix+a.String(), []byte(holder))
-		}
-		if a == last {
-			return netip.Addr{}, fmt.Errorf("%w: the public IPv4 pool %s is exhausted", ErrNoFreeAddress, pool)
-		}
+	if len(free) == 0 {
+		return netip.Addr{}, fmt.Errorf("%w: the public IPv4 pool %s is exhausted", ErrNoFreeAddress, pool)
 	}
+	return free[0], tx.Put(publicIPPrefix+free[0].String(), []byte(holder))
 }
 
 // ReleasePublicIP returns an address to the pool.
