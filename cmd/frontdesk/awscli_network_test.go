@@ -54,7 +54,9 @@ func TestAWSCLIVPCsSubnetsAndAddresses(t *testing.T) {
 	creds := filepath.Join(dir, "admin.credentials")
 	ep := d.apiURL
 
-	var vpc struct{ Vpc struct{ VpcId, CidrBlock, State string } }
+	var vpc struct {
+		Vpc struct{ VpcId, CidrBlock, State string }
+	}
 	awsJSON(t, creds, ep, &vpc, "ec2", "create-vpc", "--cidr-block", "198.51.100.0/24",
 		"--tag-specifications", "ResourceType=vpc,Tags=[{Key=Name,Value=fleet}]")
 	vpcID := vpc.Vpc.VpcId

@@ -80,7 +80,7 @@ func TestCLISubnetsAndElasticIPs(t *testing.T) {
 		t.Errorf("public-ipv4 %q", got)
 	}
 	for path, want := range map[string]string{
-		"/latest/meta-data/public-hostname": "ec2-203-0-113-1.compute-1.amazonaws.com",
+		"/latest/meta-data/public-hostname":                                                   "ec2-203-0-113-1.compute-1.amazonaws.com",
 		"/latest/meta-data/network/interfaces/macs/" + mac + "/public-ipv4s":                  "203.0.113.1",
 		"/latest/meta-data/network/interfaces/macs/" + mac + "/ipv4-associations/":            "203.0.113.1",
 		"/latest/meta-data/network/interfaces/macs/" + mac + "/ipv4-associations/203.0.113.1": guest,
