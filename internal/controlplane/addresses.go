@@ -365,9 +365,8 @@ var addressFilters = map[string]func(*imds.ElasticIP) []string{
 		}
 		return []string{e.OwnerID}
 	},
-	"private-ip-address":   func(e *imds.ElasticIP) []string { return nonEmpty(e.PrivateIP) },
-	"public-ip":            func(e *imds.ElasticIP) []string { return []string{e.PublicIP} },
-	"network-border-group": func(*imds.ElasticIP) []string { return nil },
+	"private-ip-address": func(e *imds.ElasticIP) []string { return nonEmpty(e.PrivateIP) },
+	"public-ip":          func(e *imds.ElasticIP) []string { return []string{e.PublicIP} },
 }
 
 func nonEmpty(v string) []string {

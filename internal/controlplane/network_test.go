@@ -613,3 +613,78 @@ func TestAllocateAddressWithoutPoolSaysHowToConfigureOne(t *testing.T) {
 		t.Errorf("%v", err)
 	}
 }
+
+// An Elastic IP associated with an instance that got a public address at
+// launch replaces it, and the launch-time address goes back to the pool.
+func TestElasticIPReplacesLaunchTimeAddress(t *testing.T) {
+	e := newPoolEnv(t, "203.0.113.0/30") // .1 and .2
+	ctx := context.Background()
+	vpc := mustVPC(t, e.client, "198.51.100.0/24")
+	sub := mustSubnet(t, e.client, vpc, "198.51.100.0/28", "")
+	out, err := e.client.RunInstances(ctx, &ec2.RunInstancesInput{
+		ImageId: aws.String("ami-0123456789abcdef0"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		NetworkInterfaces: []types.InstanceNetworkInterfaceSpecification{{DeviceIndex: aws.Int32(0), SubnetId: aws.String(sub), AssociatePublicIpAddress: aws.Bool(true)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := *out.Instances[0].InstanceId
+	if got := e.stored(id).NetworkInterfaces[0].PublicIPv4; got != "203.0.113.1" {
+		t.Fatalf("launch-time address %s", got)
+	}
+	a, err := e.client.AllocateAddress(ctx, &ec2.AllocateAddressInput{})
+	if err != nil || *a.PublicIp != "203.0.113.2" {
+		t.Fatalf("allocate: %v", err)
+	}
+	if _, err := e.client.AssociateAddress(ctx, &ec2.AssociateAddressInput{AllocationId: a.AllocationId, InstanceId: aws.String(id)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.stored(id).NetworkInterfaces[0].PublicIPv4; got != "203.0.113.2" {
+		t.Errorf("after associate the instance shows %s", got)
+	}
+	// .1 is free again.
+	b, err := e.client.AllocateAddress(ctx, &ec2.AllocateAddressInput{})
+	if err != nil || *b.PublicIp != "203.0.113.1" {
+		t.Errorf("the launch-time address did not return to the pool: %v", err)
+	}
+	// A NetworkInterface.N other than the only, primary one may not ask for one.
+	_, err = e.client.RunInstances(ctx, &ec2.RunInstancesInput{
+		ImageId: aws.String("ami-0123456789abcdef0"), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		NetworkInterfaces: []types.InstanceNetworkInterfaceSpecification{
+			{DeviceIndex: aws.Int32(0), SubnetId: aws.String(sub)},
+			{DeviceIndex: aws.Int32(1), SubnetId: aws.String(sub), AssociatePublicIpAddress: aws.Bool(true)},
+		},
+	})
+	if got := code(t, err); got != "InvalidParameterCombination" {
+		t.Errorf("public address on a second interface: %q", got)
+	}
+}
+
+// Two interfaces in one subnet, two instances: four distinct addresses.
+func TestAllocationForSeveralInterfaces(t *testing.T) {
+	e := newPoolEnv(t, "")
+	vpc := mustVPC(t, e.client, "198.51.100.0/24")
+	sub := mustSubnet(t, e.client, vpc, "198.51.100.0/28", "")
+	out, err := e.client.RunInstances(context.Background(), &ec2.RunInstancesInput{
+		ImageId: aws.String("ami-0123456789abcdef0"), MinCount: aws.Int32(2), MaxCount: aws.Int32(2),
+		NetworkInterfaces: []types.InstanceNetworkInterfaceSpecification{
+			{DeviceIndex: aws.Int32(0), SubnetId: aws.String(sub)},
+			{DeviceIndex: aws.Int32(1), SubnetId: aws.String(sub)},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, in := range out.Instances {
+		for _, ni := range e.stored(*in.InstanceId).NetworkInterfaces {
+			got = append(got, ni.PrivateIPv4s...)
+			if ni.SubnetID != sub {
+				t.Errorf("interface %d in %s", ni.DeviceIndex, ni.SubnetID)
+			}
+		}
+	}
+	if strings.Join(got, ",") != "198.51.100.4,198.51.100.6,198.51.100.5,198.51.100.7" {
+		t.Errorf("addresses %v", got)
+	}
+}
