@@ -63,6 +63,7 @@ type serveConfig struct {
 	demoCallers       string                  // --demo-callers, parsed by demoCallerRanges into callers
 	callers           []dataplane.CallerRange // served the demo instance (tests only)
 	usage             usageConfig
+	publicPool        string
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
@@ -83,6 +84,7 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&c.accountID, "account-id", "", "account that owns every instance (default: the config's account_id, else 123456789012)")
 	fs.BoolVar(&c.serveAll, "serve-all", false, "serve every instance whatever its Placement.HostId")
 	fs.StringVar(&c.configFile, "config", "", "YAML configuration file (credential providers)")
+	fs.StringVar(&c.publicPool, "public-ipv4-pool", "", "IPv4 CIDR that Elastic IPs and public addresses at launch come from (overrides public_ipv4_pool in --config)")
 	fs.BoolVar(&c.demo, "demo", false, "register a demo instance bound to 127.0.0.1 and ::1 if the store has none")
 	fs.StringVar(&c.demoTokens, "demo-http-tokens", imds.Required, "HttpTokens of the demo instance: required or optional")
 	fs.StringVar(&c.demoCallers, "demo-callers", "", "for tests only: also serve the demo instance to callers from these CIDR ranges (comma-separated, e.g. 0.0.0.0/0,::/0 in a container); an instance holding the exact address still wins")
@@ -169,6 +171,10 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		cfg = &config.Config{}
 	}
 	rs, err := resolveRegion(c.region, c.accountID, cfg)
+	if err != nil {
+		return err
+	}
+	pool, err := publicPool(c.publicPool, cfg)
 	if err != nil {
 		return err
 	}
@@ -335,6 +341,9 @@ func serve(ctx context.Context, e *env, c serveConfig, log *slog.Logger) error {
 		}
 	}
 	cp := controlplane.New(store, controlplane.Options{
+		// Elastic IPs and public addresses at launch (serve_network.go).
+		PublicIPv4Pool: pool,
+
 		Now:         now,
 		Logger:      log,
 		Credentials: admin,
