@@ -42,10 +42,7 @@ func TestNetnsGuestSeesItsSubnetVPCAndElasticIP(t *testing.T) {
 			}
 		}
 	})
-	ipCmd(t, "link", "add", imdsLink, "type", "ifb")
-	cleanupIP(t, "link", "del", imdsLink)
-	ipCmd(t, "addr", "add", imdsAddr+"/32", "dev", imdsLink)
-	ipCmd(t, "link", "set", imdsLink, "up")
+	imdsOnHost(t, imdsLink)
 
 	dir := t.TempDir()
 	d := startDaemon(t, dir, "--listen", imdsAddr+":80", "--public-ipv4-pool", "198.18.0.0/28")
@@ -81,41 +78,10 @@ func TestNetnsGuestSeesItsSubnetVPCAndElasticIP(t *testing.T) {
 	waitApplied(ctx, t, c, 2*time.Second, id)
 
 	// The guest takes the address the API allocated.
-	ipCmd(t, "link", "add", hostEnd, "type", "veth", "peer", "name", hostEnd+"p")
-	t.Cleanup(func() { _ = runQuiet("ip", "link", "del", hostEnd) })
-	ipCmd(t, "addr", "add", hostAddr+"/24", "dev", hostEnd)
-	ipCmd(t, "netns", "add", ns)
-	cleanupIP(t, "netns", "del", ns)
-	ipCmd(t, "-n", ns, "link", "set", "lo", "up")
-	ipCmd(t, "link", "set", hostEnd+"p", "netns", ns)
-	ipCmd(t, "-n", ns, "link", "set", hostEnd+"p", "name", "eth0")
-	ipCmd(t, "-n", ns, "addr", "add", guestIP+"/24", "dev", "eth0")
-	ipCmd(t, "-n", ns, "link", "set", "eth0", "up")
-	ipCmd(t, "link", "set", hostEnd, "up")
-	ipCmd(t, "-n", ns, "route", "add", imdsAddr+"/32", "via", hostAddr)
-
-	// Safety: the guest's packets to 169.254.169.254 go to the host, where
-	// the address is local; none may leave the machine.
-	if r := ipCmd(t, "-n", ns, "route", "get", imdsAddr); !strings.Contains(r, "via "+hostAddr) {
-		t.Fatalf("guest route to %s is not via the host: %s", imdsAddr, r)
-	}
-	if r := ipCmd(t, "route", "get", imdsAddr); !strings.HasPrefix(strings.TrimSpace(r), "local "+imdsAddr) {
-		t.Fatalf("%s is not local in the host namespace: %s", imdsAddr, r)
-	}
-
+	guestBehindHost(t, hostEnd, ns, hostAddr, guestIP)
 	// New instances require IMDSv2: read with a token.
-	tok := imdsToken(t, ns, "3")
-	if tok.status != "200" {
-		t.Fatalf("token PUT: %+v", tok)
-	}
-	get := func(path string) string {
-		t.Helper()
-		r := guestCurl(t, ns, "--max-time", "3", "-H", "X-aws-ec2-metadata-token: "+tok.body, imdsHostURL+"/latest/meta-data/"+path)
-		if r.exit != 0 || r.status != "200" {
-			t.Fatalf("%s: exit %d status %s body %q", path, r.exit, r.status, r.body)
-		}
-		return r.body
-	}
+	read := guestReader(t, ns)
+	get := func(path string) string { t.Helper(); return read("meta-data/" + path) }
 	if got := get("instance-id"); got != id {
 		t.Fatalf("instance-id %q, want %s", got, id)
 	}
