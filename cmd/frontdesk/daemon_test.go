@@ -261,3 +261,8 @@ func waitApplied(ctx context.Context, tb testing.TB, c *ec2.Client, within time.
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// noRetries makes apiFor's client send every call once, so that the test
+// sees every failure the control plane answers (and, for writes, knows
+// exactly which were acknowledged).
+func noRetries(o *apiclient.Options) { o.MaxAttempts = 1 }

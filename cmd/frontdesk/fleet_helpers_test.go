@@ -447,11 +447,6 @@ func (l *fleetLoad) stop(tb testing.TB, min int) {
 	}
 }
 
-// noRetries makes apiFor's client send every call once, so that the test
-// sees every failure the control plane answers (and, for writes, knows
-// exactly which were acknowledged).
-func noRetries(o *apiclient.Options) { o.MaxAttempts = 1 }
-
 // onHost places a launched instance on the fleet node host.
 func onHost(host string) func(*ec2.RunInstancesInput) {
 	return func(in *ec2.RunInstancesInput) {

@@ -54,6 +54,9 @@ func subcommands() map[string]subcommand {
 		"keys":       {cmdKeys, "operator: import, create, list, delete key pairs (the guest's SSH key)"},
 		"compliance": {cmdCompliance, "operator: ec2-imdsv2-check report with IMDSv1 usage; --remediate requires IMDSv2"},
 		"console":    {cmdConsole, "operator: print a login URL for the web console (IMDSv2 migration)"},
+		"vpcs":       {cmdVpcs, "operator: list VPCs (create them with aws ec2 create-vpc)"},
+		"subnets":    {cmdSubnets, "operator: list subnets and their free addresses"},
+		"addresses":  {cmdAddresses, "operator: list Elastic IPs and their associations"},
 	}
 }
 

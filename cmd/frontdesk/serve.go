@@ -46,6 +46,7 @@ type serveConfig struct {
 	demoCallers       string                  // --demo-callers, parsed by demoCallerRanges into callers
 	callers           []dataplane.CallerRange // served the demo instance (tests only)
 	usage             usageConfig
+	publicPool        string // --public-ipv4-pool, else the config file's (serve_network.go)
 }
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
@@ -92,6 +93,7 @@ func serveFlags(fs *flag.FlagSet, c *serveConfig) {
 	fs.StringVar(&c.accountID, "account-id", "", "account that owns every instance (default: the config's account_id, else 123456789012)")
 	fs.BoolVar(&c.serveAll, "serve-all", false, "serve every instance whatever its Placement.HostId")
 	fs.StringVar(&c.configFile, "config", "", "YAML configuration file (credential providers)")
+	fs.StringVar(&c.publicPool, "public-ipv4-pool", "", "IPv4 CIDR that Elastic IPs and public addresses at launch come from (overrides public_ipv4_pool in --config)")
 	fs.BoolVar(&c.demo, "demo", false, "register a demo instance bound to 127.0.0.1 and ::1 if the store has none")
 	fs.StringVar(&c.demoTokens, "demo-http-tokens", imds.Required, "HttpTokens of the demo instance: required or optional")
 	fs.StringVar(&c.demoCallers, "demo-callers", "", "for tests only: also serve the demo instance to callers from these CIDR ranges (comma-separated, e.g. 0.0.0.0/0,::/0 in a container); an instance holding the exact address still wins")

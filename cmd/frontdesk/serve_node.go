@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -38,6 +39,7 @@ type node struct {
 
 	config *config.Live   // --config; its start-up values are read once
 	region regionSettings // --region, --account-id, else the config's
+	pool   netip.Prefix   // public IPv4 pool of Elastic IPs, --public-ipv4-pool else the config's
 
 	store  imds.Store
 	keeper *token.Keeper
@@ -83,14 +85,17 @@ func (n *node) close() {
 func (n *node) addCloser(c io.Closer) { n.closers = append(n.closers, func() { _ = c.Close() }) }
 
 // loadConfig reads --config (credential providers, reloaded on SIGHUP;
-// region, Docker policy and retention, read once) and settles the region
-// and account.
+// region, public pool, Docker policy and retention, read once) and settles
+// the region, the account and the public IPv4 pool.
 func (n *node) loadConfig(ctx context.Context) error {
 	var err error
 	if n.config, err = config.OpenLive(ctx, n.cfg.configFile, config.ResolverOptions{Now: n.now, Logger: n.log}); err != nil {
 		return err
 	}
-	n.region, err = resolveRegion(n.cfg.region, n.cfg.accountID, n.config.Config())
+	if n.region, err = resolveRegion(n.cfg.region, n.cfg.accountID, n.config.Config()); err != nil {
+		return err
+	}
+	n.pool, err = publicPool(n.cfg.publicPool, n.config.Config())
 	return err
 }
 
@@ -295,9 +300,11 @@ func (n *node) startControlPlane(context.Context) error {
 		Region:    n.region.Region,
 		AccountID: n.region.AccountID,
 		Zones:     n.region.Zones,
-		DataPlane: n.follower,
-		Health:    n.probe,
-		Observer:  apiObserver{metrics: mx, change: n.usage.onChange(n.auditChange())},
+		// Elastic IPs and public addresses at launch (serve_network.go).
+		PublicIPv4Pool: n.pool,
+		DataPlane:      n.follower,
+		Health:         n.probe,
+		Observer:       apiObserver{metrics: mx, change: n.usage.onChange(n.auditChange())},
 		ExtraRoutes: n.usage.routes(map[string]http.Handler{"GET /metrics": mx.Handler(),
 			"GET " + identityCertificatesPath: identityCertificatesHandler(n.signer)}),
 		V1Usage: n.usage.tracker.Report,

@@ -42,6 +42,9 @@ type Config struct {
 	Instances Instances `yaml:"instances"`
 	// Usage tunes the durable record of IMDSv1 calls (package usage).
 	Usage Usage `yaml:"usage"`
+	// PublicIPv4Pool is the IPv4 block Elastic IPs and public addresses at
+	// launch come from (public_ipv4_pool: 203.0.113.0/24); none when empty.
+	PublicIPv4Pool string `yaml:"public_ipv4_pool"`
 }
 
 // Instances holds settings of the instances' life cycle.
@@ -174,6 +177,9 @@ func (c *Config) Validate() error {
 	}
 	if r := c.Usage.Retention; r != 0 && (r < time.Hour || r > 366*24*time.Hour) {
 		return fmt.Errorf("usage.retention: %s is out of range (1h to 8784h)", r)
+	}
+	if _, err := ParsePublicPool(c.PublicIPv4Pool); err != nil {
+		return fmt.Errorf("public_ipv4_pool: %w", err)
 	}
 	if err := c.Credentials.Default.validate("credentials.default", false); err != nil {
 		return err

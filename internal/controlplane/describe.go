@@ -339,6 +339,9 @@ func (s *Server) terminateInstances(ctx context.Context, p params) (response, er
 			if in.State != imds.StateTerminated {
 				in.State = imds.StateTerminated
 				in.TerminatedAt = s.opts.Now().UTC()
+				if err := imds.ReleaseInstancePublicIPs(tx, in); err != nil {
+					return err
+				}
 				if err := imds.PutInstance(tx, in); err != nil {
 					return err
 				}

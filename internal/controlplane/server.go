@@ -64,11 +64,10 @@ type Options struct {
 	// over a window, for FrontdeskDescribeImdsUsage; nil answers
 	// UnsupportedOperation (an empty set would read as "no calls").
 	V1Usage UsageReporter
-	// AllocationSubnet, when valid, is an IPv4 subnet from which RunInstances
-	// allocates the primary address of instances launched without one, and
-	// which allows MaxCount > 1. The network address, the first three hosts
-	// (reserved as in a VPC) and the broadcast address are never allocated.
-	AllocationSubnet netip.Prefix
+	// PublicIPv4Pool, when valid, is the IPv4 block AllocateAddress and
+	// RunInstances AssociatePublicIpAddress take public addresses from.
+	// Without it neither can give out an address.
+	PublicIPv4Pool netip.Prefix
 	// KeyPairs looks up the OpenSSH public key of a key-pair name given as
 	// RunInstances KeyName; an unknown name is InvalidKeyPair.NotFound. Nil
 	// looks the name up among the stored key pairs (ImportKeyPair,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"sync/atomic"
 	"testing"
@@ -44,7 +45,7 @@ func TestUnavailableStoreIsUnavailableForEveryAction(t *testing.T) {
 	fs := &flakyStore{Store: memstore.New()}
 	t.Cleanup(func() { _ = fs.Close() })
 	h := &hookRecorder{}
-	opts := Options{}
+	opts := Options{PublicIPv4Pool: netip.MustParsePrefix("203.0.113.0/28")}
 	h.install(&opts)
 	srv := New(fs, testCreds, opts)
 	hs := httptest.NewServer(srv.Handler())
@@ -57,6 +58,7 @@ func TestUnavailableStoreIsUnavailableForEveryAction(t *testing.T) {
 	bare := *e.launch("192.0.2.2", nil).InstanceId
 	assoc := e.stored(id).IAMInstanceProfile.AssociationID
 	_, eventID := e.ext(ActionCreateMaintenanceEvent, "InstanceId", id, "Code", "system-reboot")
+	net := seedNetwork(t, e.client, id)
 
 	params := map[string][]string{
 		"RunInstances":                           {"ImageId", "ami-0123456789abcdef0", "PrivateIpAddress", "192.0.2.9", "ClientToken", "t-1"},
@@ -76,6 +78,17 @@ func TestUnavailableStoreIsUnavailableForEveryAction(t *testing.T) {
 		"CreateKeyPair":                          {"KeyName", "k2"},
 		"DescribeKeyPairs":                       {},
 		"DeleteKeyPair":                          {"KeyName", "k"},
+		"CreateVpc":                              {"CidrBlock", "10.0.0.0/16"},
+		"DescribeVpcs":                           {},
+		"DeleteVpc":                              {"VpcId", net.emptyVPC},
+		"CreateSubnet":                           {"VpcId", net.vpc, "CidrBlock", "10.0.2.0/24"},
+		"DescribeSubnets":                        {},
+		"DeleteSubnet":                           {"SubnetId", net.subnet},
+		"AllocateAddress":                        {"Domain", "vpc"},
+		"AssociateAddress":                       {"AllocationId", net.freeEIP, "InstanceId", bare},
+		"DisassociateAddress":                    {"AssociationId", net.assoc},
+		"ReleaseAddress":                         {"AllocationId", net.freeEIP},
+		"DescribeAddresses":                      {},
 		ActionSendSpotInterruption:               {"InstanceId", id},
 		ActionCancelSpotInterruption:             {"InstanceId", id},
 		ActionSendRebalanceRecommendation:        {"InstanceId", id},

@@ -127,6 +127,8 @@ type xmlENI struct {
 	PrivateIPs         []xmlPrivateIP `xml:"privateIpAddressesSet>item,omitempty"`
 	IPv6s              []xmlIPv6      `xml:"ipv6AddressesSet>item,omitempty"`
 	InterfaceType      string         `xml:"interfaceType"`
+	// Association is the interface's public address (addresses.go).
+	Association *xmlENIAssociation `xml:"association,omitempty"`
 }
 
 type xmlInstance struct {
@@ -277,6 +279,7 @@ func (s *Server) instanceXML(in *imds.Instance) xmlInstance {
 		for _, g := range ni.SecurityGroups {
 			e.Groups = append(e.Groups, xmlGroup{GroupID: g.ID, GroupName: g.Name})
 		}
+		e.Association = eniAssociation(ni)
 		x.NetworkInterfaces = append(x.NetworkInterfaces, e)
 	}
 	if in.State == imds.StateTerminated {

@@ -90,6 +90,7 @@ func RunWith(t *testing.T, open func(t *testing.T) imds.Store, opts Options) {
 		{"usage_records_per_node_merge_and_delete", s.usageRecords},
 		{"change_records_list_in_time_order_and_prune", s.changeRecords},
 	}
+	tests = append(tests, s.networkTests()...)
 	for _, tc := range tests {
 		t.Run(tc.name, tc.fn)
 	}
