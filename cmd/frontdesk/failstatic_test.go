@@ -24,8 +24,8 @@ func TestNodeKeepsServingWhenTheReloadAfterCompactionFails(t *testing.T) {
 	var c serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	serveFlags(fs, &c)
-	if err := fs.Parse([]string{"--store", "memory", "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0",
-		"--demo-http-tokens", "optional"}); err != nil {
+	if err := fs.Parse([]string{"--store", "memory", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0",
+		"--demo", "--demo-http-tokens", "optional"}); err != nil {
 		t.Fatal(err)
 	}
 	n := &node{cfg: c, log: slog.New(slog.DiscardHandler), now: time.Now}
