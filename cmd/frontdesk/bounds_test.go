@@ -117,7 +117,7 @@ func TestListenIsIPv4Only(t *testing.T) {
 		c.Close()
 	}
 	var out, errOut strings.Builder
-	err = run(ctx, []string{"frontdesk", "serve", "--store", "memory", "--listen", "[::1]:0", "--api-listen", "127.0.0.1:0"},
+	err = run(ctx, []string{"frontdesk", "serve", "--store", "memory", "--data-dir", t.TempDir(), "--listen", "[::1]:0", "--api-listen", "127.0.0.1:0"},
 		noEnv, strings.NewReader(""), &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "--listen-ipv6") {
 		t.Fatalf("serve --listen [::1]:0: %v, want an error pointing to --listen-ipv6", err)
