@@ -28,16 +28,9 @@ type apiFlags struct {
 }
 
 func (a *apiFlags) register(fs *flag.FlagSet, e *env) {
-	ep := e.getenv("FRONTDESK_ENDPOINT")
-	if ep == "" {
-		ep = apiclient.DefaultEndpoint
-	}
-	dd := e.getenv("FRONTDESK_DATA_DIR")
-	if dd == "" {
-		dd = "./frontdesk-data"
-	}
-	fs.StringVar(&a.endpoint, "endpoint", ep, "control plane URL ($FRONTDESK_ENDPOINT)")
-	fs.StringVar(&a.dataDir, "data-dir", dd, "data directory whose admin.credentials to use ($FRONTDESK_DATA_DIR); without that file, the usual AWS environment variables and profiles")
+	def := apiclient.Settings{}.Resolve(e.getenv)
+	fs.StringVar(&a.endpoint, "endpoint", def.Endpoint, "control plane URL ($FRONTDESK_ENDPOINT)")
+	fs.StringVar(&a.dataDir, "data-dir", def.DataDir, "data directory whose admin.credentials to use ($FRONTDESK_DATA_DIR); without that file, the usual AWS environment variables and profiles")
 	fs.StringVar(&a.region, "region", apiclient.DefaultRegion, "region the control plane is configured with")
 }
 

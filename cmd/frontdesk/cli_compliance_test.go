@@ -22,6 +22,7 @@ import (
 	"github.com/frontdesk-imds/frontdesk/internal/apiclient"
 	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
 	"github.com/frontdesk-imds/frontdesk/internal/memstore"
+	v1usage "github.com/frontdesk-imds/frontdesk/internal/usage"
 )
 
 func parseCompliance(t *testing.T, out string) map[string]complianceRow {
@@ -39,10 +40,13 @@ func parseCompliance(t *testing.T, out string) map[string]complianceRow {
 
 // Through the real daemon: the optional demo instance, which made IMDSv1
 // calls, is NON_COMPLIANT and still in use; an optional one that made none
-// is safe to require; --remediate requires IMDSv2 on both, after which the
-// demo's tokenless GET is refused and the report is clean.
+// is not yet safe on a fresh daemon's short history, safe in a short window;
+// --remediate requires IMDSv2 on it alone, --include-active on the demo
+// too, after which the demo's tokenless GET is refused and the report is
+// clean.
 func TestCLIComplianceThroughDaemon(t *testing.T) {
 	d := startDaemon(t, t.TempDir(), "--demo", "--demo-http-tokens", "optional")
+	started := time.Now() // the daemon observes IMDSv1 usage from (before) now
 	idle := strings.TrimSpace(d.cli(t, "instances", "run", "--image-id", "ami-0abcdef1234567890", "--private-ip", "127.0.0.2", "--http-tokens", "optional", "--tag", "Name=idle"))
 	good := strings.TrimSpace(d.cli(t, "instances", "run", "--image-id", "ami-0abcdef1234567890", "--private-ip", "127.0.0.3", "--http-tokens", "required"))
 	gone := strings.TrimSpace(d.cli(t, "instances", "run", "--image-id", "ami-0abcdef1234567890", "--private-ip", "127.0.0.4", "--http-tokens", "optional"))
@@ -59,7 +63,7 @@ func TestCLIComplianceThroughDaemon(t *testing.T) {
 	}
 	for _, want := range []string{
 		demoInstanceID + `\s+frontdesk-demo\s+ec2-imdsv2-check\s+NON_COMPLIANT\s+optional\s+3\s+still uses IMDSv1 \(3 calls, last UA legacy-agent/1\.0\)`,
-		idle + `\s+idle\s+ec2-imdsv2-check\s+NON_COMPLIANT\s+optional\s+0\s+safe to require`,
+		idle + `\s+idle\s+ec2-imdsv2-check\s+NON_COMPLIANT\s+optional\s+0\s+not yet safe`,
 		good + `\s+-\s+ec2-imdsv2-check\s+COMPLIANT\s+required\s+0\s+-`,
 	} {
 		if !regexp.MustCompile(want).MatchString(r.stdout) {
@@ -85,11 +89,21 @@ func TestCLIComplianceThroughDaemon(t *testing.T) {
 		t.Errorf("compliant row %+v", g)
 	}
 
-	r = d.cliResult(t, "compliance", "--remediate")
-	if r.code() != 0 {
+	// --remediate requires IMDSv2 on the idle instance only (its short
+	// window was watched whole) and leaves the one still in use alone.
+	time.Sleep(time.Until(started.Add(2 * time.Second))) // the 1s window must have been watched whole
+	r = d.cliResult(t, "compliance", "--remediate", "--window", "1s")
+	if r.code() != 1 || !strings.Contains(r.stdout, "remediated "+idle+":") || !strings.Contains(r.stdout, "skipped "+demoInstanceID+": still uses IMDSv1") {
 		t.Fatalf("compliance --remediate: exit %d (%v)\n%s", r.code(), r.err, r.stdout)
 	}
-	for _, want := range []string{"remediated " + demoInstanceID + ": HttpTokens optional -> required", "remediated " + idle + ":", "warning: " + demoInstanceID + " made 3 IMDSv1 calls"} {
+	if list := d.cliInstances(t); list[demoInstanceID].HttpTokens != "optional" {
+		t.Fatalf("--remediate changed the instance still in use: %+v", list[demoInstanceID])
+	}
+	r = d.cliResult(t, "compliance", "--remediate", "--include-active", "--window", "1s")
+	if r.code() != 0 {
+		t.Fatalf("compliance --remediate --include-active: exit %d (%v)\n%s", r.code(), r.err, r.stdout)
+	}
+	for _, want := range []string{"remediated " + demoInstanceID + ": HttpTokens optional -> required", "warning: " + demoInstanceID + " made 3 IMDSv1 calls"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("--remediate output lacks %q:\n%s", want, r.stdout)
 		}
@@ -118,7 +132,8 @@ type cpEnv struct {
 	url, dataDir string
 	client       *apiclient.Client
 	mu           sync.Mutex
-	usage        []controlplane.Usage
+	usage        []v1usage.Summary
+	observed     time.Time
 }
 
 func newCPEnv(t *testing.T, wrap func(http.Handler) http.Handler) *cpEnv {
@@ -126,11 +141,11 @@ func newCPEnv(t *testing.T, wrap func(http.Handler) http.Handler) *cpEnv {
 	creds := controlplane.AdminCredentials{AccessKeyID: "AKIAFRONTDESKCLITEST", SecretAccessKey: "frontdesk/cli/test/secret/0123456789abcdef"}
 	store := memstore.New()
 	t.Cleanup(func() { _ = store.Close() })
-	c := &cpEnv{dataDir: t.TempDir()}
-	cp := controlplane.New(store, controlplane.Options{Credentials: creds, V1Usage: func(time.Duration) []controlplane.Usage {
+	c := &cpEnv{dataDir: t.TempDir(), observed: time.Now().Add(-30 * 24 * time.Hour)}
+	cp := controlplane.New(store, creds, controlplane.Options{V1Usage: func(_ context.Context, w time.Duration) (*v1usage.Report, error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return append([]controlplane.Usage(nil), c.usage...)
+		return v1usage.NewReport(w, time.Now(), c.observed, c.usage), nil
 	}})
 	h := cp.Handler()
 	if wrap != nil {
@@ -172,7 +187,7 @@ func TestCLIComplianceVerdictFromUsage(t *testing.T) {
 	quiet := c.launch(t, "192.0.2.11", types.HttpTokensStateOptional)
 	last := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	c.mu.Lock()
-	c.usage = []controlplane.Usage{{InstanceID: busy, Calls: 42, LastCall: last, LastPath: "/latest/meta-data/iam/security-credentials/", LastUserAgent: "aws-cli/1.16"}}
+	c.usage = []v1usage.Summary{{InstanceID: busy, Calls: 42, LastCall: last, LastPath: "/latest/meta-data/iam/security-credentials/", LastUserAgent: "aws-cli/1.16"}}
 	c.mu.Unlock()
 
 	r := c.cli(t, "compliance", "--json")
@@ -192,15 +207,48 @@ func TestCLIComplianceVerdictFromUsage(t *testing.T) {
 		t.Errorf("error %v", r.err)
 	}
 
-	// In JSON form, remediation messages stay off stdout, which remains one
-	// document whose rows say what was fixed.
+	// --dry-run prints the plan and changes nothing.
+	r = c.cli(t, "compliance", "--remediate", "--dry-run")
+	if !strings.Contains(r.stdout, "would require IMDSv2 on "+quiet) || !strings.Contains(r.stdout, "would skip "+busy+": still uses IMDSv1") {
+		t.Errorf("dry run plan:\n%s", r.stdout)
+	}
+	// --remediate leaves the instance still called over IMDSv1 alone and
+	// says why. In JSON form, messages stay off stdout, which remains one
+	// document whose rows say what was fixed and what was skipped.
 	r = c.cli(t, "compliance", "--json", "--remediate")
-	if r.code() != 0 {
-		t.Fatalf("--remediate: exit %d (%v)", r.code(), r.err)
+	if r.code() != 1 {
+		t.Fatalf("--remediate with an active instance left: exit %d (%v), want 1", r.code(), r.err)
 	}
 	rows = parseCompliance(t, r.stdout)
-	if !rows[busy].Remediated || !rows[quiet].Remediated || !strings.Contains(r.stderr, "remediated "+busy) {
+	if rows[busy].Remediated || !strings.HasPrefix(rows[busy].Skipped, "still uses IMDSv1") || !rows[quiet].Remediated ||
+		!strings.Contains(r.stderr, "skipped "+busy) || !strings.Contains(r.stderr, "remediated "+quiet) {
 		t.Errorf("rows %+v stderr %q", rows, r.stderr)
+	}
+	r = c.cli(t, "compliance", "--json", "--remediate", "--include-active")
+	if r.code() != 0 {
+		t.Fatalf("--remediate --include-active: exit %d (%v)", r.code(), r.err)
+	}
+	if rows = parseCompliance(t, r.stdout); !rows[busy].Remediated || !strings.Contains(r.stderr, "warning: "+busy+" made 42 IMDSv1 calls") {
+		t.Errorf("rows %+v stderr %q", rows, r.stderr)
+	}
+}
+
+// "safe" is never claimed on an empty history: an instance without calls
+// is not safe until usage was observed over the whole window, and
+// --remediate leaves it alone.
+func TestCLIComplianceNeedsTheWindowObserved(t *testing.T) {
+	c := newCPEnv(t, nil)
+	quiet := c.launch(t, "192.0.2.12", types.HttpTokensStateOptional)
+	c.mu.Lock()
+	c.observed = time.Now().Add(-5 * time.Minute)
+	c.mu.Unlock()
+	r := c.cli(t, "compliance", "--remediate", "--window", "24h")
+	if !strings.Contains(r.stdout, "IMDSv1 usage observed for 5m of the 24h window") || !strings.Contains(r.stdout, "skipped "+quiet+": not yet safe") {
+		t.Errorf("stdout:\n%s", r.stdout)
+	}
+	r = c.cli(t, "compliance", "--remediate", "--window", "1m")
+	if !strings.Contains(r.stdout, "remediated "+quiet) {
+		t.Errorf("a window observed whole: stdout:\n%s", r.stdout)
 	}
 }
 
@@ -243,13 +291,14 @@ func TestCLIComplianceVerdicts(t *testing.T) {
 		{"compliant_without_refusals_has_no_verdict", complianceRow{Compliance: compliant, ImdsV1Calls: n(0), ImdsV1Rejected: n(0)}, "-"},
 		{"compliant_with_refusals_reports_them", complianceRow{Compliance: compliant, ImdsV1Calls: n(0), ImdsV1Rejected: n(7)}, "7 IMDSv1 calls refused"},
 		{"one_refusal_is_singular", complianceRow{Compliance: compliant, ImdsV1Calls: n(0), ImdsV1Rejected: n(1)}, "1 IMDSv1 call refused"},
-		{"non_compliant_without_calls_is_safe", complianceRow{Compliance: nonCompliant, ImdsV1Calls: n(0)}, "safe to require"},
+		{"non_compliant_without_calls_is_safe", complianceRow{Compliance: nonCompliant, ImdsV1Calls: n(0), UsageObservedSeconds: n(3600)}, "safe to require"},
+		{"non_compliant_without_calls_on_a_short_history_is_not_safe", complianceRow{Compliance: nonCompliant, ImdsV1Calls: n(0), UsageObservedSeconds: n(60)}, "not yet safe (no IMDSv1 call, but usage observed for 1m of 1h)"},
 		{"non_compliant_with_calls_names_the_caller", complianceRow{Compliance: nonCompliant, ImdsV1Calls: n(5), LastV1UserAgent: "curl/8.0"}, "still uses IMDSv1 (5 calls, last UA curl/8.0)"},
 		{"non_compliant_without_usage_is_unknown", complianceRow{Compliance: nonCompliant}, "unknown (no usage data)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := verdict(tc.row); got != tc.want {
+			if got := verdict(tc.row, time.Hour); got != tc.want {
 				t.Errorf("verdict = %q, want %q", got, tc.want)
 			}
 		})

@@ -110,11 +110,15 @@ func (d *daemon) waitGuest(t *testing.T, src, path string, token bool, want int)
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		tok := ""
+		tok, status, body := "", 0, ""
 		if token {
-			tok = d.guestToken(t, src)
+			// The instance may not be in the snapshot yet: the token PUT
+			// is retried like the GET.
+			status, _, tok = d.doWith(t, opsClient(src), http.MethodPut, "/latest/api/token", map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": "300"})
 		}
-		status, body := d.guestGet(t, src, path, tok)
+		if !token || status == 200 {
+			status, body = d.guestGet(t, src, path, tok)
+		}
 		if status == want {
 			return body
 		}

@@ -47,7 +47,8 @@ func TestCLIBadInputExits2(t *testing.T) {
 		{"lifecycle_without_state", []string{"events", "lifecycle", id}, "STATE (or --clear) is required"},
 		{"lifecycle_with_state_and_clear", []string{"events", "lifecycle", id, "InService", "--clear"}, "not both"},
 		{"compliance_with_zero_window", []string{"compliance", "--window", "0s"}, "--window must be between"},
-		{"compliance_with_too_long_window", []string{"compliance", "--window", "48h"}, "--window must be between"},
+		{"compliance_with_too_long_window", []string{"compliance", "--window", "337h"}, "--window must be between"},
+		{"include_active_without_remediate", []string{"compliance", "--include-active"}, "go with --remediate"},
 		{"compliance_with_argument", []string{"compliance", "now"}, "unexpected argument"},
 	}
 	for _, tc := range cases {

@@ -61,6 +61,7 @@ func startDaemon(tb testing.TB, dataDir string, extra ...string) *daemon {
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	args := append([]string{"frontdesk", "serve", "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "warn"}, extra...)
+	seedIdentityKeys(tb, dataDir, extra)
 	d := &daemon{dataDir: dataDir, logs: &syncBuffer{}}
 	done := make(chan error, 1)
 	go func() {
@@ -197,11 +198,6 @@ func apiFor(tb testing.TB, dataDir, apiURL string, opts ...func(*apiclient.Optio
 	return apiclient.New(apiURL, creds, o).EC2()
 }
 
-// noRetries makes apiFor's client send every call once, so that the test
-// sees every failure the control plane answers (and, for writes, knows
-// exactly which were acknowledged).
-func noRetries(o *apiclient.Options) { o.MaxAttempts = 1 }
-
 // launch registers one instance at addr through RunInstances, the request
 // adjusted by mods (nil ones are skipped), and returns its id.
 func launch(ctx context.Context, tb testing.TB, c *ec2.Client, addr string, mods ...func(*ec2.RunInstancesInput)) string {
@@ -225,13 +221,6 @@ func launch(ctx context.Context, tb testing.TB, c *ec2.Client, addr string, mods
 		tb.Fatalf("RunInstances %s returned %d instances", addr, len(out.Instances))
 	}
 	return aws.ToString(out.Instances[0].InstanceId)
-}
-
-// onHost places a launched instance on the fleet node host.
-func onHost(host string) func(*ec2.RunInstancesInput) {
-	return func(in *ec2.RunInstancesInput) {
-		in.Placement = &types.Placement{HostId: aws.String(host)}
-	}
 }
 
 // httpTokens launches an instance with HttpTokens v.
@@ -272,3 +261,8 @@ func waitApplied(ctx context.Context, tb testing.TB, c *ec2.Client, within time.
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// noRetries makes apiFor's client send every call once, so that the test
+// sees every failure the control plane answers (and, for writes, knows
+// exactly which were acknowledged).
+func noRetries(o *apiclient.Options) { o.MaxAttempts = 1 }

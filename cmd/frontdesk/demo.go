@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
+	"github.com/frontdesk-imds/frontdesk/internal/dataplane"
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 	"github.com/frontdesk-imds/frontdesk/internal/region"
 )
@@ -150,6 +153,29 @@ func seedDemo(ctx context.Context, store imds.Store, now time.Time, httpTokens s
 		}
 		return nil
 	})
+}
+
+// demoCallerRanges parses --demo-callers. The demo instance is bound to
+// loopback, but a frontdesk in a container is reached from the bridge's
+// address (or through a published port's proxy), so a test service needs
+// to answer those callers as the demo instance too. It hands the demo
+// instance's credentials to everyone in the ranges, hence --demo only.
+func demoCallerRanges(demo bool, list string) ([]dataplane.CallerRange, error) {
+	if list == "" {
+		return nil, nil
+	}
+	if !demo {
+		return nil, errors.New("serve: --demo-callers needs --demo")
+	}
+	var out []dataplane.CallerRange
+	for _, s := range strings.Split(list, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			return nil, fmt.Errorf("serve: --demo-callers: %q is not a CIDR range: %w", s, err)
+		}
+		out = append(out, dataplane.CallerRange{Prefix: p.Masked(), InstanceID: demoInstanceID})
+	}
+	return out, nil
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -1,3 +1,5 @@
+//go:build integration
+
 package main
 
 import (
@@ -442,5 +444,12 @@ func (l *fleetLoad) stop(tb testing.TB, min int) {
 	}
 	if len(l.ok) == 0 {
 		tb.Error("no metadata rounds at all")
+	}
+}
+
+// onHost places a launched instance on the fleet node host.
+func onHost(host string) func(*ec2.RunInstancesInput) {
+	return func(in *ec2.RunInstancesInput) {
+		in.Placement = &types.Placement{HostId: aws.String(host)}
 	}
 }

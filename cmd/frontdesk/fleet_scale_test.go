@@ -197,8 +197,8 @@ func TestFleetScale(t *testing.T) {
 			"--etcd-prefix", prefix, "--host-id", host(mine), "--rate-limit", "0", "--log-level", "warn")
 		ready := time.Since(start)
 		mfs := scrapeURL(t, p.apiURL)
-		keys := metricValue(mfs, "frontdesk_store_keys_loaded")
-		served := metricValue(mfs, "frontdesk_instances")
+		keys := familyValue(mfs, "frontdesk_store_keys_loaded")
+		served := familyValue(mfs, "frontdesk_instances")
 		rss, hwm := procMemory(t, p.cmd.Process.Pid)
 		t.Logf("node for %s: ready in %s (target under 2s), %.0f keys read (at most 1000), serves %.0f instances, RSS %.1f MiB (peak %.1f MiB; target under 64 MiB)",
 			host(mine), ready.Round(time.Millisecond), keys, served, rss, hwm)
@@ -214,7 +214,7 @@ func TestFleetScale(t *testing.T) {
 
 		// 100 instances on other hosts change; then one of ours, as a
 		// marker: once the node has applied it, it has passed the others.
-		before := metricValue(mfs, "frontdesk_store_watch_events_total")
+		before := familyValue(mfs, "frontdesk_store_watch_events_total")
 		ids := idsByHost(t, st)
 		var others []string
 		for h := range hosts {
@@ -238,7 +238,7 @@ func TestFleetScale(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			mfs = scrapeURL(t, p.apiURL)
-			if int64(metricValue(mfs, "frontdesk_snapshot_revision")) >= rev {
+			if int64(familyValue(mfs, "frontdesk_snapshot_revision")) >= rev {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -246,7 +246,7 @@ func TestFleetScale(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		events := metricValue(mfs, "frontdesk_store_watch_events_total") - before
+		events := familyValue(mfs, "frontdesk_store_watch_events_total") - before
 		t.Logf("while 100 instances on other hosts changed, the node received %.0f watch events (the marker on its own host included)", events)
 		if events < 1 || events > 5 {
 			t.Errorf("node received %.0f watch events, want the marker's 1 and at most a handful", events)
@@ -318,9 +318,9 @@ func scrapeURL(t *testing.T, apiURL string) map[string]*dto.MetricFamily {
 	return mfs
 }
 
-// metricValue is the value of a family's first unlabelled gauge or counter
+// familyValue is the value of a family's first unlabelled gauge or counter
 // (0 when absent).
-func metricValue(mfs map[string]*dto.MetricFamily, name string) float64 {
+func familyValue(mfs map[string]*dto.MetricFamily, name string) float64 {
 	mf := mfs[name]
 	if mf == nil || len(mf.GetMetric()) == 0 {
 		return 0

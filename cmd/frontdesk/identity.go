@@ -90,7 +90,7 @@ func runIdentity(ctx context.Context, e *env, args []string, open identityStoreO
 // is an error rather than a new empty store. bbolt locks the file, so this
 // fails (after bolt's timeout) while a frontdesk serve holds it.
 func openIdentityStore(_ context.Context, dataDir string) (imds.Store, error) {
-	path := filepath.Join(dataDir, "frontdesk.db")
+	path := filepath.Join(dataDir, bolt.FileName)
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

@@ -249,7 +249,7 @@ func (m *metadataFlags) request(set map[string]bool) *types.InstanceMetadataOpti
 }
 
 func cmdInstancesRun(ctx context.Context, e *env, args []string) error {
-	c := newCommand(e, "instances run", "frontdesk instances run --image-id AMI --private-ip ADDR [--ipv6 ADDR]... [--instance-type T] [--iam-instance-profile NAME|ARN] [--key-name K] [--user-data-file F|-] [--tag K=V]... [--host-id H] [--http-tokens required|optional] [--hop-limit N] [--http-endpoint enabled|disabled] [--instance-metadata-tags enabled|disabled] [--http-protocol-ipv6 enabled|disabled]")
+	c := newCommand(e, "instances run", "frontdesk instances run --image-id AMI (--private-ip ADDR | --subnet-id SUBNET [--count N|MIN:MAX]) [--associate-public-ip-address] [--ipv6 ADDR]... [--instance-type T] [--iam-instance-profile NAME|ARN] [--key-name K] [--user-data-file F|-] [--tag K=V]... [--host-id H] [--http-tokens required|optional] [--hop-limit N] [--http-endpoint enabled|disabled] [--instance-metadata-tags enabled|disabled] [--http-protocol-ipv6 enabled|disabled]")
 	imageID := c.fs.String("image-id", "", "AMI id (required)")
 	privateIP := c.fs.String("private-ip", "", "primary private IPv4 address: the data plane knows the instance by it")
 	var ipv6, tags listFlag
@@ -260,6 +260,8 @@ func cmdInstancesRun(ctx context.Context, e *env, args []string) error {
 	userDataFile := c.fs.String("user-data-file", "", "file whose content is the user data (- reads stdin)")
 	c.fs.Var(&tags, "tag", "instance tag KEY=VALUE (repeatable)")
 	hostID := c.fs.String("host-id", "", "Placement.HostId: the frontdesk node (serve --host-id) that serves the instance")
+	var nf networkFlags
+	nf.register(c)
 	var mf metadataFlags
 	mf.register(c)
 	if _, err := c.parse(args, 0, 0); err != nil {
@@ -332,6 +334,9 @@ func cmdInstancesRun(ctx context.Context, e *env, args []string) error {
 	}
 	if mf.any(set) {
 		in.MetadataOptions = mf.request(set)
+	}
+	if err := nf.apply(in); err != nil {
+		return err
 	}
 	cl, err := c.api.client(ctx, e)
 	if err != nil {

@@ -37,17 +37,19 @@ func TestProbeLogsStoreLossAndReturnOnce(t *testing.T) {
 	store.down.Store(true)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
-	var health atomic.Pointer[error]
+	mx := metrics.New(metrics.Options{})
+	probe := dataplane.NewProbe(store, dataplane.NewFollower(store, dataplane.FollowerOptions{}), dataplane.ProbeOptions{
+		Interval: 50 * time.Millisecond, OnLag: mx.WatchLag, OnError: func(error) { mx.StoreError("probe") }, Logger: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		probeStore(ctx, store, dataplane.NewFollower(store, dataplane.FollowerOptions{}), &health, metrics.New(metrics.Options{}), log)
+		_ = probe.Run(ctx)
 	}()
 	defer func() { cancel(); <-done }()
 
 	waitFor(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "store unavailable") })
-	if health.Load() == nil {
+	if probe.StoreErr() == nil {
 		t.Error("health reports the store up while it is down")
 	}
 	waitFor(t, 10*time.Second, func() bool { return store.failed.Load() >= 2 }) // a second failed probe
@@ -60,7 +62,7 @@ func TestProbeLogsStoreLossAndReturnOnce(t *testing.T) {
 	if !strings.Contains(out, "unavailable_for=") {
 		t.Errorf("the return does not say how long the store was gone:\n%s", out)
 	}
-	if health.Load() != nil {
+	if probe.StoreErr() != nil {
 		t.Error("health still reports the store down")
 	}
 }

@@ -53,6 +53,10 @@ func subcommands() map[string]subcommand {
 		"version":    {cmdVersion, "print the version of this binary (also: frontdesk --version)"},
 		"keys":       {cmdKeys, "operator: import, create, list, delete key pairs (the guest's SSH key)"},
 		"compliance": {cmdCompliance, "operator: ec2-imdsv2-check report with IMDSv1 usage; --remediate requires IMDSv2"},
+		"console":    {cmdConsole, "operator: print a login URL for the web console (IMDSv2 migration)"},
+		"vpcs":       {cmdVpcs, "operator: list VPCs (create them with aws ec2 create-vpc)"},
+		"subnets":    {cmdSubnets, "operator: list subnets and their free addresses"},
+		"addresses":  {cmdAddresses, "operator: list Elastic IPs and their associations"},
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 )
@@ -21,13 +20,13 @@ func nodePrefixes(hostID string, all bool) []string {
 // migrateLayout moves instance records written by an older frontdesk (one
 // range for the whole fleet) into their hosts' ranges before anything
 // loads the store; on a migrated store it is one empty range read.
-func migrateLayout(ctx context.Context, store imds.Store, log *slog.Logger) error {
-	n, err := imds.MigrateLayout(ctx, store)
+func (n *node) migrateLayout(ctx context.Context) error {
+	moved, err := imds.MigrateLayout(ctx, n.store)
 	if err != nil {
 		return err
 	}
-	if n > 0 {
-		log.Info("moved instance records to the per-host key layout", "instances", n)
+	if moved > 0 {
+		n.log.Info("moved instance records to the per-host key layout", "instances", moved)
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/frontdesk-imds/frontdesk/internal/config"
-	"github.com/frontdesk-imds/frontdesk/internal/imds"
 )
 
 func TestResolveRegionFlagsWinOverTheConfig(t *testing.T) {
@@ -108,22 +107,5 @@ func TestMemoryStoreWritesAdminCredentials(t *testing.T) {
 	}
 	if !strings.Contains(d.cli(t, "instances", "list"), "INSTANCE ID") {
 		t.Error("instances list against a memory store failed")
-	}
-}
-
-// Without role_arn, provider sts assumes the instance profile's role in the
-// instance's account and its region's partition.
-func TestDefaultRoleArnFollowsAccountAndPartition(t *testing.T) {
-	for region, want := range map[string]string{
-		"eu-west-1":     "arn:aws:iam::210987654321:role/web",
-		"cn-north-1":    "arn:aws-cn:iam::210987654321:role/web",
-		"us-gov-west-1": "arn:aws-us-gov:iam::210987654321:role/web",
-	} {
-		in := &imds.Instance{InstanceID: "i-0123456789abcdef0", AccountID: "210987654321", Placement: imds.Placement{Region: region},
-			IAMInstanceProfile: &imds.IAMInstanceProfile{Role: "web"}}
-		ts := guestTargets(in, nil)
-		if len(ts) != 1 || ts[0].RoleArn != want {
-			t.Errorf("%s: targets %+v, want role ARN %s", region, ts, want)
-		}
 	}
 }

@@ -319,3 +319,6 @@ func decodeError(resp *http.Response, body []byte) error {
 	}
 	return ae
 }
+
+// Region returns the region the client signs for.
+func (c *Client) Region() string { return c.opts.Region }

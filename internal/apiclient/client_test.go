@@ -19,6 +19,7 @@ import (
 	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 	"github.com/frontdesk-imds/frontdesk/internal/memstore"
+	"github.com/frontdesk-imds/frontdesk/internal/usage"
 )
 
 var testCreds = controlplane.AdminCredentials{
@@ -36,8 +37,7 @@ func newTestEnv(t *testing.T, opts controlplane.Options) *testEnv {
 	t.Helper()
 	store := memstore.New()
 	t.Cleanup(func() { _ = store.Close() })
-	opts.Credentials = testCreds
-	srv := httptest.NewServer(controlplane.New(store, opts).Handler())
+	srv := httptest.NewServer(controlplane.New(store, testCreds, opts).Handler())
 	t.Cleanup(srv.Close)
 	return &testEnv{store: store, url: srv.URL, client: New(srv.URL, staticCreds(testCreds.SecretAccessKey), Options{})}
 }
@@ -124,12 +124,12 @@ func TestCLIExtensionActionsChangeTheInstance(t *testing.T) {
 func TestCLIDescribeImdsUsageDecodes(t *testing.T) {
 	last := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	var window atomic.Int64
-	e := newTestEnv(t, controlplane.Options{V1Usage: func(w time.Duration) []controlplane.Usage {
+	e := newTestEnv(t, controlplane.Options{V1Usage: func(_ context.Context, w time.Duration) (*usage.Report, error) {
 		window.Store(int64(w))
-		return []controlplane.Usage{
+		return usage.NewReport(w, last, last.Add(-time.Hour), []usage.Summary{
 			{InstanceID: "i-0000000000000000a", Calls: 3, Rejected: 1, LastCall: last, LastPath: "/latest/meta-data/", LastUserAgent: "curl/8"},
 			{InstanceID: "i-0000000000000000b"},
-		}
+		}), nil
 	}})
 	us, err := e.client.DescribeImdsUsage(context.Background(), 90*time.Minute, []string{"i-0000000000000000a"})
 	if err != nil {

@@ -46,7 +46,11 @@ func LoadCredentials(ctx context.Context, dataDir string, getenv func(string) st
 		if id == "" || secret == "" {
 			return nil, "", errors.New("credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must both be set")
 		}
-		return awscreds.NewStaticCredentialsProvider(id, secret, getenv("AWS_SESSION_TOKEN")), "environment", nil
+		p, err := staticCredentials(id, secret, getenv("AWS_SESSION_TOKEN"))
+		if err != nil {
+			return nil, "", err
+		}
+		return p, "environment", nil
 	}
 	profile := getenv("AWS_PROFILE")
 	if profile == "" {
@@ -76,6 +80,14 @@ func LoadCredentials(ctx context.Context, dataDir string, getenv func(string) st
 		return nil, "", fmt.Errorf("%w (looked for %s in the data dir, AWS_ACCESS_KEY_ID and profile %q of %s)", err, AdminCredentialsFile, profile, credFile)
 	}
 	return p, fmt.Sprintf("profile %s of %s", profile, credFile), nil
+}
+
+// staticCredentials is a fixed access key; both halves are required.
+func staticCredentials(id, secret, session string) (aws.CredentialsProvider, error) {
+	if id == "" || secret == "" {
+		return nil, errors.New("credentials: an access key id and a secret access key must both be given")
+	}
+	return awscreds.NewStaticCredentialsProvider(id, secret, session), nil
 }
 
 // sharedProfile reads static keys of one profile with the SDK's own parser.

@@ -8,22 +8,22 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
 )
 
-// Names of frontdesk's extension actions, as the control plane defines them
-// (its EXTENSIONS.md documents their parameters).
+// Names of frontdesk's extension actions (internal/controlplane's
+// EXTENSIONS.md documents their parameters). The client keeps its own copy
+// so that it does not link the server; a test checks them against the
+// server's list.
 const (
-	ActionSendSpotInterruption          = controlplane.ActionSendSpotInterruption
-	ActionCancelSpotInterruption        = controlplane.ActionCancelSpotInterruption
-	ActionSendRebalanceRecommendation   = controlplane.ActionSendRebalanceRecommendation
-	ActionCancelRebalanceRecommendation = controlplane.ActionCancelRebalanceRecommendation
-	ActionCreateMaintenanceEvent        = controlplane.ActionCreateMaintenanceEvent
-	ActionCompleteMaintenanceEvent      = controlplane.ActionCompleteMaintenanceEvent
-	ActionCancelMaintenanceEvent        = controlplane.ActionCancelMaintenanceEvent
-	ActionSetTargetLifecycleState       = controlplane.ActionSetTargetLifecycleState
-	ActionDescribeImdsUsage             = controlplane.ActionDescribeImdsUsage
+	ActionSendSpotInterruption          = "FrontdeskSendSpotInterruption"
+	ActionCancelSpotInterruption        = "FrontdeskCancelSpotInterruption"
+	ActionSendRebalanceRecommendation   = "FrontdeskSendRebalanceRecommendation"
+	ActionCancelRebalanceRecommendation = "FrontdeskCancelRebalanceRecommendation"
+	ActionCreateMaintenanceEvent        = "FrontdeskCreateMaintenanceEvent"
+	ActionCompleteMaintenanceEvent      = "FrontdeskCompleteMaintenanceEvent"
+	ActionCancelMaintenanceEvent        = "FrontdeskCancelMaintenanceEvent"
+	ActionSetTargetLifecycleState       = "FrontdeskSetTargetLifecycleState"
+	ActionDescribeImdsUsage             = "FrontdeskDescribeImdsUsage"
 )
 
 // extensionAnswer is the common shape of the event actions' answers.
@@ -157,8 +157,21 @@ type ImdsUsage struct {
 	LastUserAgent string
 }
 
+// ImdsUsageReport is DescribeImdsUsage's whole answer.
+type ImdsUsageReport struct {
+	// Observed is how long the control plane has recorded usage, capped
+	// at the window; ObservedSince is when recording began (zero if the
+	// control plane does not say). A quiet instance is proven quiet only
+	// over what was observed.
+	Observed      time.Duration
+	ObservedSince time.Time
+	Usage         []ImdsUsage
+}
+
 type usageAnswer struct {
-	Items []struct {
+	ObservedSince   string `xml:"observedSince"`
+	ObservedSeconds string `xml:"observedSeconds"`
+	Items           []struct {
 		InstanceID    string `xml:"instanceId"`
 		V1Calls       string `xml:"imdsV1Calls"`
 		V1Rejected    string `xml:"imdsV1Rejected"`
@@ -172,6 +185,16 @@ type usageAnswer struct {
 // every instance) over the last window (zero: the server's default).
 // Control planes older than the action answer InvalidAction.
 func (c *Client) DescribeImdsUsage(ctx context.Context, window time.Duration, instanceIDs []string) ([]ImdsUsage, error) {
+	r, err := c.DescribeImdsUsageReport(ctx, window, instanceIDs)
+	if err != nil {
+		return nil, err
+	}
+	return r.Usage, nil
+}
+
+// DescribeImdsUsageReport is DescribeImdsUsage with how long usage has been
+// observed.
+func (c *Client) DescribeImdsUsageReport(ctx context.Context, window time.Duration, instanceIDs []string) (ImdsUsageReport, error) {
 	p := url.Values{}
 	if window > 0 {
 		p.Set("WindowSeconds", strconv.FormatInt(int64((window+time.Second-1)/time.Second), 10))
@@ -181,26 +204,34 @@ func (c *Client) DescribeImdsUsage(ctx context.Context, window time.Duration, in
 	}
 	var a usageAnswer
 	if err := c.Call(ctx, ActionDescribeImdsUsage, p, &a, true); err != nil {
-		return nil, err
+		return ImdsUsageReport{}, err
+	}
+	rep := ImdsUsageReport{}
+	if n, err := parseCount(a.ObservedSeconds); err == nil {
+		rep.Observed = time.Duration(n) * time.Second
+	}
+	if s := strings.TrimSpace(a.ObservedSince); s != "" {
+		rep.ObservedSince, _ = time.Parse(time.RFC3339, s)
 	}
 	out := make([]ImdsUsage, 0, len(a.Items))
 	for _, it := range a.Items {
 		u := ImdsUsage{InstanceID: it.InstanceID, LastPath: it.LastPath, LastUserAgent: it.LastUserAgent}
 		var err error
 		if u.V1Calls, err = parseCount(it.V1Calls); err != nil {
-			return nil, fmt.Errorf("%s: imdsV1Calls of %s: %w", ActionDescribeImdsUsage, it.InstanceID, err)
+			return ImdsUsageReport{}, fmt.Errorf("%s: imdsV1Calls of %s: %w", ActionDescribeImdsUsage, it.InstanceID, err)
 		}
 		if u.V1Rejected, err = parseCount(it.V1Rejected); err != nil {
-			return nil, fmt.Errorf("%s: imdsV1Rejected of %s: %w", ActionDescribeImdsUsage, it.InstanceID, err)
+			return ImdsUsageReport{}, fmt.Errorf("%s: imdsV1Rejected of %s: %w", ActionDescribeImdsUsage, it.InstanceID, err)
 		}
 		if s := strings.TrimSpace(it.LastCall); s != "" {
 			if u.LastCall, err = time.Parse(time.RFC3339Nano, s); err != nil {
-				return nil, fmt.Errorf("%s: lastCall of %s: %w", ActionDescribeImdsUsage, it.InstanceID, err)
+				return ImdsUsageReport{}, fmt.Errorf("%s: lastCall of %s: %w", ActionDescribeImdsUsage, it.InstanceID, err)
 			}
 		}
 		out = append(out, u)
 	}
-	return out, nil
+	rep.Usage = out
+	return rep, nil
 }
 
 func parseCount(s string) (int64, error) {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -86,7 +87,7 @@ func TestRequestEvents(t *testing.T) {
 			want: []map[string]any{{
 				"time": "2026-03-01T12:00:00Z", "event": "imds_v1_call", "instance_id": "i-1", "method": "GET",
 				"path": "/latest/meta-data/ami-id", "user_agent": "python-requests/2.31", "status": 200.0,
-				"outcome": "served", "remote": "192.0.2.10:40000",
+				"outcome": "served", "remote": "192.0.2.10:40000", "count": 1.0,
 			}},
 		},
 		{
@@ -96,7 +97,7 @@ func TestRequestEvents(t *testing.T) {
 			want: []map[string]any{{
 				"time": "2026-03-01T12:00:00Z", "event": "imds_v1_call", "instance_id": "i-2", "method": "GET",
 				"path": "/latest/meta-data/", "user_agent": "curl/8.5.0", "status": 401.0,
-				"outcome": "no_token_rejected", "remote": "192.0.2.10:40000",
+				"outcome": "no_token_rejected", "remote": "192.0.2.10:40000", "count": 1.0,
 			}},
 		},
 		{
@@ -124,7 +125,7 @@ func TestRequestEvents(t *testing.T) {
 				Delivery: &dataplane.Delivery{Role: "app", AccessKeyID: "ASIAEXAMPLE", Code: "Success"}},
 			want: []map[string]any{{
 				"time": "2026-03-01T12:00:00Z", "event": "credential_delivery", "instance_id": "i-1", "role": "app",
-				"access_key_id": "ASIAEXAMPLE", "imds_version": 2.0, "user_agent": "aws-sdk-go-v2", "remote": "192.0.2.10:40000",
+				"access_key_id": "ASIAEXAMPLE", "imds_version": 2.0, "user_agent": "aws-sdk-go-v2", "remote": "192.0.2.10:40000", "count": 1.0,
 			}},
 		},
 		{
@@ -135,10 +136,10 @@ func TestRequestEvents(t *testing.T) {
 			want: []map[string]any{{
 				"time": "2026-03-01T12:00:00Z", "event": "imds_v1_call", "instance_id": "i-3", "method": "GET",
 				"path": "/latest/meta-data/iam/security-credentials/app", "user_agent": "boto/2.49", "status": 200.0,
-				"outcome": "served", "remote": "192.0.2.10:40000",
+				"outcome": "served", "remote": "192.0.2.10:40000", "count": 1.0,
 			}, {
 				"time": "2026-03-01T12:00:00Z", "event": "credential_delivery", "instance_id": "i-3", "role": "app",
-				"access_key_id": "ASIAEXAMPLE", "imds_version": 1.0, "user_agent": "boto/2.49", "remote": "192.0.2.10:40000",
+				"access_key_id": "ASIAEXAMPLE", "imds_version": 1.0, "user_agent": "boto/2.49", "remote": "192.0.2.10:40000", "count": 1.0,
 			}},
 		},
 	} {
@@ -236,17 +237,19 @@ func (w *blockingWriter) Write(p []byte) (int, error) {
 func TestBlockedWriterDropsInsteadOfBlocking(t *testing.T) {
 	w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
 	l := New(w, Options{Buffer: 4})
-	v1 := func() {
-		l.Request(guestRequest(http.MethodGet, "/latest/", "curl", false),
-			&dataplane.RequestEvent{Method: "GET", InstanceID: "i-1", IMDSVersion: 1, Status: 200, Outcome: dataplane.OutcomeServed, Start: t0})
+	// Distinct calls from distinct instances: nothing collapses and no
+	// instance reaches its share; only the queue bounds them.
+	v1 := func(i int) {
+		l.Request(guestRequest(http.MethodGet, "/latest/"+strconv.Itoa(i), "curl", false),
+			&dataplane.RequestEvent{Method: "GET", InstanceID: "i-" + strconv.Itoa(i), IMDSVersion: 1, Status: 200, Outcome: dataplane.OutcomeServed, Start: t0})
 	}
-	v1()
+	v1(-1)
 	<-w.entered // the writer goroutine is now stuck in Write with one line
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for range 100 {
-			v1()
+		for i := range 100 {
+			v1(i)
 		}
 	}()
 	select {
@@ -303,8 +306,8 @@ func TestLongUserAgentIsTruncated(t *testing.T) {
 	l.Request(guestRequest(http.MethodGet, "/latest/", strings.Repeat("x", 10000), false),
 		&dataplane.RequestEvent{Method: "GET", InstanceID: "i-1", IMDSVersion: 1, Status: 200, Outcome: dataplane.OutcomeServed, Start: t0})
 	got := lines(t, l, &buf)
-	if ua, _ := got[0]["user_agent"].(string); len(ua) != maxTextLen {
-		t.Errorf("user agent kept as %d bytes, want %d", len(ua), maxTextLen)
+	if ua, _ := got[0]["user_agent"].(string); len(ua) != maxUALen+len(TruncatedMarker) || !strings.HasSuffix(ua, TruncatedMarker) {
+		t.Errorf("user agent kept as %d bytes (%q...), want %d and the marker", len(ua), ua[:min(len(ua), 20)], maxUALen)
 	}
 }
 
@@ -373,5 +376,124 @@ func BenchmarkRequestV2(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		l.Request(r, ev)
+	}
+}
+
+// Repeats of one call collapse: 400 identical IMDSv1 calls write a few
+// lines whose counts add up to exactly 400.
+func TestRepeatedCallsCollapseIntoCountedLines(t *testing.T) {
+	var buf syncBuffer
+	now := t0
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	l := New(&buf, Options{Now: clock, Window: time.Second})
+	for i := range 400 {
+		at := t0.Add(time.Duration(i) * 2500 * time.Microsecond) // 400 calls in one second, the rate limit's pace
+		mu.Lock()
+		now = at
+		mu.Unlock()
+		l.Request(guestRequest(http.MethodGet, "/latest/meta-data/ami-id", "python-requests/2.31", false),
+			&dataplane.RequestEvent{Method: "GET", InstanceID: "i-1", IMDSVersion: 1, Status: 200, Outcome: dataplane.OutcomeServed, Start: at})
+	}
+	// Another instance's identical call is its own line.
+	l.Request(guestRequest(http.MethodGet, "/latest/meta-data/ami-id", "python-requests/2.31", false),
+		&dataplane.RequestEvent{Method: "GET", InstanceID: "i-2", IMDSVersion: 1, Status: 200, Outcome: dataplane.OutcomeServed, Start: t0})
+	got := lines(t, l, &buf)
+	var sum float64
+	n := 0
+	for _, m := range got {
+		if m["instance_id"] == "i-1" {
+			sum += m["count"].(float64)
+			n++
+		}
+	}
+	t.Logf("400 identical calls: %d lines", n)
+	if n > 50 || sum != 400 {
+		t.Fatalf("%d lines adding up to %v, want at most 50 adding up to 400", n, sum)
+	}
+	if len(got) != n+1 {
+		t.Fatalf("%d lines in all, want %d (the other instance's own line)", len(got), n+1)
+	}
+}
+
+// One instance can hold only its share of the queue: a guest making many
+// distinct calls while the writer is stuck cannot push a neighbour's
+// event out.
+func TestOneInstanceHoldsOnlyItsShareOfTheQueue(t *testing.T) {
+	w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	l := New(w, Options{Buffer: 64, Share: 8})
+	call := func(id, path string) {
+		l.Request(guestRequest(http.MethodGet, path, "curl", false),
+			&dataplane.RequestEvent{Method: "GET", InstanceID: id, IMDSVersion: 1, Status: 200, Outcome: dataplane.OutcomeServed, Start: t0})
+	}
+	call("i-0", "/first")
+	<-w.entered
+	for i := range 200 {
+		call("i-flood", "/latest/"+strconv.Itoa(i))
+	}
+	call("i-neighbour", "/latest/meta-data/instance-id")
+	close(w.release)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out := w.String()
+	if !strings.Contains(out, "i-neighbour") {
+		t.Fatal("the neighbour's event was pushed out")
+	}
+	if n := strings.Count(out, "i-flood"); n > 8 {
+		t.Fatalf("the flooding instance wrote %d lines, want at most its share of 8", n)
+	}
+}
+
+// Forget writes what is pending for an instance and keeps nothing of it.
+func TestForgetFlushesAndDropsAnInstance(t *testing.T) {
+	var buf syncBuffer
+	l := New(&buf, Options{Now: func() time.Time { return t0 }, Window: time.Hour})
+	for range 3 {
+		l.Request(guestRequest(http.MethodGet, "/latest/", "curl", false),
+			&dataplane.RequestEvent{Method: "GET", InstanceID: "i-1", IMDSVersion: 1, Status: 200, Outcome: dataplane.OutcomeServed, Start: t0})
+	}
+	if l.Tracked() != 1 {
+		t.Fatalf("tracking %d instances, want 1", l.Tracked())
+	}
+	l.Forget("i-1")
+	if l.Tracked() != 0 {
+		t.Fatalf("tracking %d instances after Forget, want 0", l.Tracked())
+	}
+	var sum float64
+	for _, m := range lines(t, l, &buf) {
+		sum += m["count"].(float64)
+	}
+	if sum != 3 {
+		t.Fatalf("counts add up to %v, want 3", sum)
+	}
+}
+
+// After the file is moved away and reopened, the next line goes to a new
+// file at the path (what logrotate needs).
+func TestReopenAfterMoveWritesANewFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte("one\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("two\n")); err != nil {
+		t.Fatal(err)
+	}
+	moved, _ := os.ReadFile(path + ".1")
+	fresh, _ := os.ReadFile(path)
+	if string(moved) != "one\n" || string(fresh) != "two\n" {
+		t.Fatalf("moved file %q, new file %q; want \"one\" and \"two\"", moved, fresh)
 	}
 }

@@ -1,5 +1,5 @@
 // Package bolt is frontdesk's embedded imds.Store: one bbolt file on the
-// host (the daemon uses <data-dir>/frontdesk.db). Every commit is fsynced
+// host (the daemon uses FileName in its data directory). Every commit is fsynced
 // before Update returns, so an acknowledged write survives a crash or power
 // loss. It is the only package that imports bbolt.
 //
@@ -33,6 +33,9 @@ var (
 	revisionKey = []byte("revision")
 )
 
+// FileName is the store's file in the daemon's data directory.
+const FileName = "frontdesk.db"
+
 // fileMode keeps the file private: it holds signing keys and credentials.
 const fileMode = 0o600
 
@@ -54,10 +57,9 @@ type Store struct {
 	db   *bbolt.DB
 	feed *imds.Feed
 
-	// mu guards closed; View and Update hold it shared so that Close waits
-	// for them.
-	mu     sync.RWMutex
-	closed bool
+	// gate admits View, Update and Watch until Close, which waits for
+	// them.
+	gate imds.Gate
 	// wmu serialises Updates from commit to Publish: bbolt releases its
 	// writer lock before commit handlers run, so without it two batches
 	// could reach the feed out of order.
@@ -123,16 +125,13 @@ func readRevision(meta *bbolt.Bucket) (int64, error) {
 
 // View implements imds.Store.
 func (s *Store) View(ctx context.Context, fn func(imds.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	leave, err := s.gate.Enter(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return imds.ErrClosed
-	}
+	defer leave()
 	var fnErr error
-	err := s.db.View(func(btx *bbolt.Tx) error {
+	err = s.db.View(func(btx *bbolt.Tx) error {
 		t, err := newTx(btx)
 		if err != nil {
 			return err
@@ -151,21 +150,18 @@ func (s *Store) View(ctx context.Context, fn func(imds.Tx) error) error {
 
 // Update implements imds.Store. It returns once the commit is on disk.
 func (s *Store) Update(ctx context.Context, fn func(imds.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	leave, err := s.gate.Enter(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return imds.ErrClosed
-	}
+	defer leave()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var (
 		fnErr error
 		batch imds.Batch
 	)
-	err := s.db.Update(func(btx *bbolt.Tx) error {
+	err = s.db.Update(func(btx *bbolt.Tx) error {
 		t, err := newTx(btx)
 		if err != nil {
 			return err
@@ -201,38 +197,34 @@ func (s *Store) Update(ctx context.Context, fn func(imds.Tx) error) error {
 
 // Watch implements imds.Store.
 func (s *Store) Watch(ctx context.Context, rev int64) (<-chan imds.Batch, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, imds.ErrClosed
+	leave, err := s.gate.Enter(context.Background())
+	if err != nil {
+		return nil, err
 	}
+	defer leave()
 	return s.feed.Watch(ctx, rev)
 }
 
 // WatchPrefixes implements imds.Store.
 func (s *Store) WatchPrefixes(ctx context.Context, rev int64, prefixes []string) (<-chan imds.Batch, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, imds.ErrClosed
+	leave, err := s.gate.Enter(context.Background())
+	if err != nil {
+		return nil, err
 	}
+	defer leave()
 	return s.feed.WatchPrefixes(ctx, rev, prefixes)
 }
 
 // Close ends every watch and closes the file, waiting for running
 // transactions. Later calls return ErrClosed.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return imds.ErrClosed
-	}
-	s.closed = true
-	s.feed.Close()
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("bolt: close: %w", err)
-	}
-	return nil
+	return s.gate.Close(func() error {
+		s.feed.Close()
+		if err := s.db.Close(); err != nil {
+			return fmt.Errorf("bolt: close: %w", err)
+		}
+		return nil
+	})
 }
 
 // tx adapts a bbolt transaction. In an Update it also records the net

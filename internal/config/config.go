@@ -22,6 +22,8 @@ const (
 	ProviderLocal  = "local"
 	ProviderStatic = "static"
 	ProviderSTS    = "sts"
+	// ProviderProfile serves a named profile of the host's AWS configuration.
+	ProviderProfile = "profile"
 )
 
 // Config is the whole file. Sections the file leaves out keep their zero
@@ -35,6 +37,29 @@ type Config struct {
 	Zones []string `yaml:"zones"`
 
 	Credentials Credentials `yaml:"credentials"`
+	// Docker is the policy for containers (serve --docker).
+	Docker    Docker    `yaml:"docker"`
+	Instances Instances `yaml:"instances"`
+	// Usage tunes the durable record of IMDSv1 calls (package usage).
+	Usage Usage `yaml:"usage"`
+	// PublicIPv4Pool is the IPv4 block Elastic IPs and public addresses at
+	// launch come from (public_ipv4_pool: 203.0.113.0/24); none when empty.
+	PublicIPv4Pool string `yaml:"public_ipv4_pool"`
+}
+
+// Instances holds settings of the instances' life cycle.
+type Instances struct {
+	// TerminatedRetention is how long a terminated instance stays visible
+	// to DescribeInstances before it is purged (default 1h, as EC2);
+	// serve's --terminated-retention overrides it.
+	TerminatedRetention time.Duration `yaml:"terminated_retention"`
+}
+
+// Usage is the usage: section.
+type Usage struct {
+	// Retention is how long hourly IMDSv1 usage is kept (default 336h);
+	// serve's --usage-retention, when given, wins.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Credentials chooses where role credentials come from.
@@ -74,6 +99,11 @@ type Provider struct {
 	// Endpoint (sts) is an STS-compatible endpoint URL (a VPC endpoint, a
 	// test server).
 	Endpoint string `yaml:"endpoint"`
+	// Profile (profile, required) names a profile of the host's AWS
+	// configuration (~/.aws/config, AWS_CONFIG_FILE): SSO, assumed-role,
+	// credential_process or key profiles alike.
+	Profile string `yaml:"profile"`
+
 	// SourceIdentity (sts) passes the instance id as the session's source
 	// identity; the role's trust policy must allow sts:SetSourceIdentity.
 	SourceIdentity bool `yaml:"source_identity"`
@@ -142,7 +172,19 @@ func (c *Config) Validate() error {
 	if c.AccountID != "" && !accountID.MatchString(c.AccountID) {
 		return fmt.Errorf("account_id: %q is not a 12-digit account id", c.AccountID)
 	}
+	if c.Instances.TerminatedRetention < 0 {
+		return errors.New("instances.terminated_retention: must not be negative")
+	}
+	if r := c.Usage.Retention; r != 0 && (r < time.Hour || r > 366*24*time.Hour) {
+		return fmt.Errorf("usage.retention: %s is out of range (1h to 8784h)", r)
+	}
+	if _, err := ParsePublicPool(c.PublicIPv4Pool); err != nil {
+		return fmt.Errorf("public_ipv4_pool: %w", err)
+	}
 	if err := c.Credentials.Default.validate("credentials.default", false); err != nil {
+		return err
+	}
+	if err := c.Docker.Validate("docker"); err != nil {
 		return err
 	}
 	names := make([]string, 0, len(c.Credentials.Roles))
@@ -180,18 +222,19 @@ func (p Provider) validate(key string, listed bool) error {
 	set := map[string]bool{
 		"lifetime": p.Lifetime != 0, "file": p.File != "", "role_arn": p.RoleArn != "",
 		"external_id": p.ExternalID != "", "duration": p.Duration != 0, "region": p.Region != "",
-		"endpoint": p.Endpoint != "", "source_identity": p.SourceIdentity,
+		"endpoint": p.Endpoint != "", "source_identity": p.SourceIdentity, "profile": p.Profile != "",
 	}
 	allowed := map[string][]string{
-		ProviderLocal:  {"lifetime"},
-		ProviderStatic: {"file"},
-		ProviderSTS:    {"role_arn", "external_id", "duration", "region", "endpoint", "source_identity"},
+		ProviderLocal:   {"lifetime"},
+		ProviderStatic:  {"file"},
+		ProviderSTS:     {"role_arn", "external_id", "duration", "region", "endpoint", "source_identity"},
+		ProviderProfile: {"profile", "lifetime", "endpoint"},
 	}
 	ok, known := allowed[kind]
 	if !known {
-		return fmt.Errorf("%s.provider: %q is not one of local, static, sts", key, p.Provider)
+		return fmt.Errorf("%s.provider: %q is not one of local, static, sts, profile", key, p.Provider)
 	}
-	for _, k := range []string{"lifetime", "file", "role_arn", "external_id", "duration", "region", "endpoint", "source_identity"} {
+	for _, k := range []string{"lifetime", "file", "role_arn", "external_id", "duration", "region", "endpoint", "source_identity", "profile"} {
 		if set[k] && !slices.Contains(ok, k) {
 			return fmt.Errorf("%s.%s: not used by provider %s", key, k, kind)
 		}
@@ -200,6 +243,18 @@ func (p Provider) validate(key string, listed bool) error {
 	case ProviderLocal:
 		if p.Lifetime != 0 && (p.Lifetime < 15*time.Minute || p.Lifetime > 36*time.Hour) {
 			return fmt.Errorf("%s.lifetime: %s is outside 15m to 36h", key, p.Lifetime)
+		}
+	case ProviderProfile:
+		switch {
+		case p.Profile == "":
+			return fmt.Errorf("%s.profile: required for provider profile", key)
+		case p.Lifetime != 0 && (p.Lifetime < 15*time.Minute || p.Lifetime > 36*time.Hour):
+			return fmt.Errorf("%s.lifetime: %s is outside 15m to 36h", key, p.Lifetime)
+		}
+		if p.Endpoint != "" {
+			if err := checkEndpoint(p.Endpoint); err != nil {
+				return fmt.Errorf("%s.endpoint: %w", key, err)
+			}
 		}
 	case ProviderStatic:
 		if p.File == "" {

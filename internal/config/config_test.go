@@ -116,6 +116,11 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"setting_of_another_provider", "credentials:\n  roles:\n    other: { provider: local, role_arn: 'arn:aws:iam::123456789012:role/x' }\n", "credentials.roles.other.role_arn: not used by provider local"},
 		{"invalid_role_name", "credentials:\n  roles:\n    'bad role': { provider: local }\n", "credentials.roles.bad role: not a valid IAM role name"},
 		{"local_lifetime_out_of_range", "credentials:\n  default: { lifetime: 1m }\n", "credentials.default.lifetime: "},
+		{"profile_without_name", "credentials:\n  default: { provider: profile }\n", "credentials.default.profile: required for provider profile"},
+		{"profile_with_role_arn", "credentials:\n  default: { provider: profile, profile: dev, role_arn: 'arn:aws:iam::123456789012:role/x' }\n", "credentials.default.role_arn: not used by provider profile"},
+		{"docker_bad_hop_limit", "docker:\n  hop_limit: 99\n", "docker.hop_limit: "},
+		{"docker_rule_without_roles", "docker:\n  allow:\n    - images: [busybox]\n", "docker.allow[0].roles: required"},
+		{"docker_unknown_key", "docker:\n  allow:\n    - roles: [x]\n      image: [busybox]\n", "unknown key image"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,5 +177,33 @@ func TestYAMLErrorsNameTheLineAndKey(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestTerminatedRetentionKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "frontdesk.yaml")
+	if err := os.WriteFile(path, []byte("instances:\n  terminated_retention: 15m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil || c.Instances.TerminatedRetention != 15*time.Minute {
+		t.Fatalf("Load: %v, retention %v; want 15m", err, c)
+	}
+	if err := os.WriteFile(path, []byte("instances:\n  terminated_retention: -1m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), "terminated_retention") {
+		t.Fatalf("a negative retention: %v, want an error naming the key", err)
+	}
+}
+
+func TestUsageRetention(t *testing.T) {
+	c, err := Parse(strings.NewReader("usage:\n  retention: 168h\n"))
+	if err != nil || c.Usage.Retention != 168*time.Hour {
+		t.Fatalf("usage.retention 168h: %+v, %v", c, err)
+	}
+	if _, err := Parse(strings.NewReader("usage:\n  retention: 10m\n")); err == nil || !strings.Contains(err.Error(), "usage.retention") {
+		t.Errorf("usage.retention 10m: %v, want an error naming the key", err)
 	}
 }

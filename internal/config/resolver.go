@@ -77,6 +77,12 @@ func newProvider(ctx context.Context, key string, pc Provider, opts ResolverOpti
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}
 		return p, nil
+	case ProviderProfile:
+		p, err := credentials.NewProfile(ctx, credentials.ProfileConfig{Profile: pc.Profile, STSEndpoint: pc.Endpoint, Lifetime: pc.Lifetime, Now: opts.Now})
+		if err != nil {
+			return nil, fmt.Errorf("%s.profile: %w", key, err)
+		}
+		return p, nil
 	default:
 		return credentials.NewLocal(credentials.LocalOptions{Now: opts.Now, Lifetime: pc.Lifetime}), nil
 	}

@@ -102,7 +102,7 @@ func WriteSharedCredentialsFile(path string, c AdminCredentials) error {
 	}
 	content := "[default]\naws_access_key_id = " + c.AccessKeyID + "\naws_secret_access_key = " + c.SecretAccessKey + "\n"
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".admin.credentials-*")
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
 	if err != nil {
 		return fmt.Errorf("write credentials file: %w", err)
 	}

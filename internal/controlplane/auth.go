@@ -63,6 +63,18 @@ type sigRequest struct {
 // verify returns nil when r (whose body has already been read into body)
 // carries a valid signature by the admin credentials.
 func (v *verifier) verify(ctx context.Context, r *http.Request, body []byte) *apiError {
+	sr, err := v.claim(r)
+	if err != nil {
+		return err
+	}
+	return v.check(ctx, r, body, sr)
+}
+
+// claim checks everything about a signature that the request head alone
+// tells (the access key is the admin key, the scope is this region and
+// service, the date is within the allowed skew), so that a request that
+// cannot be authentic is refused before its body is read.
+func (v *verifier) claim(r *http.Request) (sigRequest, *apiError) {
 	var (
 		sr  sigRequest
 		err *apiError
@@ -74,29 +86,34 @@ func (v *verifier) verify(ctx context.Context, r *http.Request, body []byte) *ap
 	case q.Get("X-Amz-Signature") != "" || q.Get("X-Amz-Algorithm") != "":
 		sr, err = parsePresignedQuery(q)
 	default:
-		return errAuthMissing
+		return sr, errAuthMissing
 	}
 	if err != nil {
-		return err
+		return sr, err
 	}
 	if !v.creds.valid() || subtle.ConstantTimeCompare([]byte(sr.accessKeyID), []byte(v.creds.AccessKeyID)) != 1 {
-		return errAuthKey
+		return sr, errAuthKey
 	}
 	if sr.region != v.region || sr.service != signingService {
-		return errAuthScope
+		return sr, errAuthScope
 	}
 	if sr.date != sr.at.Format("20060102") {
-		return errSignature
+		return sr, errSignature
 	}
 	now := v.now()
 	if sr.presigned && sr.expires > 0 {
 		if now.Before(sr.at.Add(-maxClockSkew)) || now.After(sr.at.Add(sr.expires)) {
-			return errExpired
+			return sr, errExpired
 		}
 	} else if d := now.Sub(sr.at); d > maxClockSkew || d < -maxClockSkew {
-		return errExpired
+		return sr, errExpired
 	}
+	return sr, nil
+}
 
+// check verifies the signature of a request whose claim passed, over its
+// body.
+func (v *verifier) check(ctx context.Context, r *http.Request, body []byte, sr sigRequest) *apiError {
 	want, ok := v.sign(ctx, r, body, sr)
 	if !ok || subtle.ConstantTimeCompare([]byte(want), []byte(sr.signature)) != 1 {
 		return errSignature

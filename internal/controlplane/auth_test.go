@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/frontdesk-imds/frontdesk/internal/memstore"
 )
 
 const describeBody = "Action=DescribeInstances&Version=2016-11-15"
@@ -155,8 +158,9 @@ func TestWrongSecretThroughSDKIsSignatureDoesNotMatch(t *testing.T) {
 }
 
 func TestServerWithoutCredentialsRefusesEverything(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.Credentials = AdminCredentials{} })
-	_, err := e.client.DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{})
+	srv := httptest.NewServer(New(memstore.New(), AdminCredentials{}, Options{}).Handler())
+	t.Cleanup(srv.Close)
+	_, err := newClient(srv.URL, testCreds).DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{})
 	if got := code(t, err); got != "AuthFailure" {
 		t.Fatalf("got %q, want AuthFailure", got)
 	}

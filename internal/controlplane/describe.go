@@ -338,6 +338,10 @@ func (s *Server) terminateInstances(ctx context.Context, p params) (response, er
 			prev := in.State
 			if in.State != imds.StateTerminated {
 				in.State = imds.StateTerminated
+				in.TerminatedAt = s.opts.Now().UTC()
+				if err := imds.ReleaseInstancePublicIPs(tx, in); err != nil {
+					return err
+				}
 				if err := imds.PutInstance(tx, in); err != nil {
 					return err
 				}

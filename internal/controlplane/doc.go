@@ -22,8 +22,10 @@
 // FrontdeskCompleteMaintenanceEvent, FrontdeskCancelMaintenanceEvent,
 // FrontdeskSetTargetLifecycleState, FrontdeskDescribeImdsUsage.
 //
-// Options.OnRequest and Options.OnChange let metrics and the audit log see
-// every request and every committed change; Actions lists the action names.
+// An Observer (Options.Observer) lets metrics and the audit log see every
+// request and every committed change; Actions lists the action names. The
+// DataPlane and Health interfaces are what the server asks of the rest of
+// the node.
 //
 // Every action is one store Update: an action that fails writes nothing.
 package controlplane

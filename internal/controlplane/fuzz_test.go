@@ -22,7 +22,7 @@ func FuzzParseRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		s := New(nil, Options{})
+		s := New(nil, AdminCredentials{}, Options{})
 		_, _ = s.parseLaunch(p)
 		_, _ = parseFilters(p, instanceFilters)
 		_, _, _ = parsePaging(p, 5, 1000)

@@ -35,16 +35,38 @@ type env struct {
 	applied atomic.Int64
 }
 
+// revisionOnly is a data plane that serves no instance and has reached a
+// store revision.
+type revisionOnly struct{ rev *atomic.Int64 }
+
+func (r revisionOnly) Applied() int64                      { return r.rev.Load() }
+func (r revisionOnly) AppliedOptions(string) (int64, bool) { return 0, false }
+
+// healthFuncs is a Health made of two functions; a nil components lists none.
+type healthFuncs struct {
+	ready      func() error
+	components func() map[string]error
+}
+
+func (h healthFuncs) Ready() error { return h.ready() }
+
+func (h healthFuncs) Components() map[string]error {
+	if h.components == nil {
+		return nil
+	}
+	return h.components()
+}
+
 // newEnv starts a control plane; tweak adjusts the options first.
 func newEnv(t *testing.T, tweak func(*Options)) *env {
 	t.Helper()
 	e := &env{t: t, store: memstore.New()}
 	t.Cleanup(func() { _ = e.store.Close() })
-	opts := Options{Credentials: testCreds, Applied: e.applied.Load}
+	opts := Options{DataPlane: revisionOnly{&e.applied}}
 	if tweak != nil {
 		tweak(&opts)
 	}
-	e.srv = New(e.store, opts)
+	e.srv = New(e.store, testCreds, opts)
 	hs := httptest.NewServer(e.srv.Handler())
 	t.Cleanup(hs.Close)
 	e.url = hs.URL

@@ -31,17 +31,18 @@ type hookRecorder struct {
 	changes  []changeEvent
 }
 
-func (h *hookRecorder) install(o *Options) {
-	o.OnRequest = func(action, code string) {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		h.requests = append(h.requests, requestEvent{action, code})
-	}
-	o.OnChange = func(key, action string, ids []string, detail map[string]string) {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		h.changes = append(h.changes, changeEvent{key, action, ids, detail})
-	}
+func (h *hookRecorder) install(o *Options) { o.Observer = h }
+
+func (h *hookRecorder) Request(action, code string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.requests = append(h.requests, requestEvent{action, code})
+}
+
+func (h *hookRecorder) Change(key, action string, ids []string, detail map[string]string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.changes = append(h.changes, changeEvent{key, action, ids, detail})
 }
 
 // take returns and clears what was recorded.
@@ -228,8 +229,7 @@ func TestReadyzListsComponents(t *testing.T) {
 	var ready error
 	health := map[string]error{"data_plane": nil, "store": errors.New("etcd: context deadline exceeded")}
 	e := newEnv(t, func(o *Options) {
-		o.Ready = func() error { return ready }
-		o.Health = func() map[string]error { return health }
+		o.Health = healthFuncs{func() error { return ready }, func() map[string]error { return health }}
 	})
 	get := func(path string) (int, string) {
 		t.Helper()

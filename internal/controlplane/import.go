@@ -196,11 +196,11 @@ func (s *Server) importInstances(ctx context.Context, p params) (response, error
 			return err
 		}
 		for _, it := range items {
-			launched, err := s.launchInTx(tx, it.spec, acct)
+			l, err := s.launchInTx(tx, it.spec, acct)
 			if err != nil {
 				return atLine(it.line, err)
 			}
-			for _, in := range launched {
+			for _, in := range l.instances {
 				out = append(out, importedXML{Line: it.line, InstanceID: in.InstanceID})
 				ids = append(ids, in.InstanceID)
 			}
@@ -214,44 +214,56 @@ func (s *Server) importInstances(ctx context.Context, p params) (response, error
 	return &importResponse{Items: out}, nil
 }
 
-// launchInTx launches the instances of one line in tx, as RunInstances
-// does without a client token.
-func (s *Server) launchInTx(tx imds.Tx, sp *launchSpec, acct imds.AccountDefaults) ([]*imds.Instance, error) {
+// launch is what one launch wrote: its instances, their resolved
+// metadata options and their reservation.
+type launch struct {
+	instances     []*imds.Instance
+	options       imds.MetadataOptions
+	reservationID string
+}
+
+// launchInTx launches the instances of one RunInstances request (or one
+// import line) in tx: options against the account defaults, key pair,
+// addresses (given or allocated in the subnet), public addresses.
+func (s *Server) launchInTx(tx imds.Tx, sp *launchSpec, acct imds.AccountDefaults) (launch, error) {
 	opts, err := imds.LaunchOptions(sp.options, acct, false)
 	if err != nil {
 		if errors.Is(err, imds.ErrTokensEnforced) {
-			return nil, errTokensEnforced()
+			return launch{}, errTokensEnforced()
 		}
-		return nil, err
+		return launch{}, err
 	}
 	if err := s.resolveKeyPair(tx, sp); err != nil {
-		return nil, err
+		return launch{}, err
 	}
 	if opts.InstanceMetadataTags == imds.Enabled {
 		if err := checkMetadataTagKeys(sp.tags); err != nil {
-			return nil, err
+			return launch{}, err
 		}
 	}
 	reservationID, err := newID("r-")
 	if err != nil {
-		return nil, err
+		return launch{}, err
 	}
-	addrSets, err := s.launchAddresses(tx, sp)
+	addrSets, err := s.launchNetwork(tx, sp)
 	if err != nil {
-		return nil, err
+		return launch{}, err
 	}
-	var launched []*imds.Instance
+	l := launch{options: opts, reservationID: reservationID}
 	for i, enis := range addrSets {
 		in, err := s.newInstance(tx, sp, enis, opts, reservationID, i)
 		if err != nil {
-			return nil, err
+			return launch{}, err
+		}
+		if err := s.assignPublicIPs(tx, in, enis); err != nil {
+			return launch{}, err
 		}
 		if err := imds.PutInstance(tx, in); err != nil {
-			return nil, err
+			return launch{}, err
 		}
-		launched = append(launched, in)
+		l.instances = append(l.instances, in)
 	}
-	return launched, nil
+	return l, nil
 }
 
 type exportResponse struct {

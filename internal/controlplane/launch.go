@@ -37,7 +37,8 @@ type launchSpec struct {
 	tags                  []imds.Tag
 	options               imds.OptionsRequest
 	enis                  []eniSpec
-	allocate              bool // no address given: allocate from the subnet
+	allocate              bool   // an interface names a subnet and no IPv4 address: allocate one
+	explicitAZ            string // Placement.AvailabilityZone as given (a subnet's zone must match)
 	lifecycle, monitoring string
 	dryRun                bool
 	blockDevices          []imds.BlockDevice // blockdevices.go
@@ -53,6 +54,11 @@ type eniSpec struct {
 	subnetID    string
 	groups      []imds.SecurityGroup
 	groupNames  []string
+	// associatePublic asks for a public IPv4 from the pool at launch.
+	associatePublic bool
+	// subnet and vpc are the records of subnetID, read at launch.
+	subnet *imds.Subnet
+	vpc    *imds.VPC
 }
 
 // parseLaunch reads and checks everything RunInstances takes, before the
@@ -123,6 +129,7 @@ func (s *Server) parseLaunch(p params) (*launchSpec, error) {
 	} else if on {
 		sp.monitoring = "enabled"
 	}
+	sp.explicitAZ = p.str("Placement.AvailabilityZone")
 	if err := s.parseNetwork(p, sp); err != nil {
 		return nil, err
 	}
@@ -348,19 +355,13 @@ func (s *Server) parseNetwork(p params, sp *launchSpec) error {
 		if !hasPrimary {
 			return errInvalid("A network interface with DeviceIndex 0 (the primary interface) is required.")
 		}
-	} else if len(top.ipv4) > 0 || len(top.ipv6) > 0 {
-		sp.enis = []eniSpec{top}
-	} else if s.opts.AllocationSubnet.IsValid() {
-		sp.allocate = true
+	} else if len(top.ipv4) > 0 || len(top.ipv6) > 0 || top.subnetID != "" {
 		sp.enis = []eniSpec{top}
 	} else {
 		return newAPIError(http.StatusBadRequest, "MissingParameter",
-			"The request must contain the parameter PrivateIpAddress (or addresses in NetworkInterface.N): frontdesk identifies instances by their addresses.")
+			"The request must contain the parameter SubnetId (--subnet-id: frontdesk allocates an address in the subnet) or PrivateIpAddress (or addresses in NetworkInterface.N): frontdesk identifies instances by their addresses.")
 	}
-	if sp.maxCount > 1 && !sp.allocate {
-		return errCombination("MaxCount greater than 1 needs addresses allocated by frontdesk: configure an allocation subnet and give no explicit addresses.")
-	}
-	return nil
+	return checkAllocation(sp)
 }
 
 func parseENI(p params, i int) (eniSpec, error) {
@@ -436,10 +437,13 @@ func parseENI(p params, i int) (eniSpec, error) {
 		}
 		e.ipv6 = append(e.ipv6, a)
 	}
-	if len(e.ipv4) == 0 && len(e.ipv6) == 0 {
+	if e.subnetID, err = parseSubnetID(p, "SubnetId"); err != nil {
+		return e, err
+	}
+	if len(e.ipv4) == 0 && len(e.ipv6) == 0 && e.subnetID == "" {
 		return e, errMissing(p.name("PrivateIpAddress"))
 	}
-	if e.subnetID, err = parseSubnetID(p, "SubnetId"); err != nil {
+	if e.associatePublic, _, err = p.boolOpt("AssociatePublicIpAddress"); err != nil {
 		return e, err
 	}
 	if e.groups, e.groupNames, err = parseGroups(p, "SecurityGroupId", "SecurityGroup"); err != nil {
@@ -553,39 +557,13 @@ func (s *Server) runInstances(ctx context.Context, p params) (response, error) {
 		if err != nil {
 			return err
 		}
-		opts, err := imds.LaunchOptions(sp.options, acct, false)
-		if err != nil {
-			if errors.Is(err, imds.ErrTokensEnforced) {
-				return errTokensEnforced()
-			}
-			return err
-		}
-		resolved = opts
-		if err := s.resolveKeyPair(tx, sp); err != nil {
-			return err
-		}
-		if opts.InstanceMetadataTags == imds.Enabled {
-			if err := checkMetadataTagKeys(sp.tags); err != nil {
-				return err
-			}
-		}
-		if reservationID, err = newID("r-"); err != nil {
-			return err
-		}
-		addrSets, err := s.launchAddresses(tx, sp)
+		l, err := s.launchInTx(tx, sp, acct)
 		if err != nil {
 			return err
 		}
+		launched, resolved, reservationID = l.instances, l.options, l.reservationID
 		var ids []string
-		for i, enis := range addrSets {
-			in, err := s.newInstance(tx, sp, enis, opts, reservationID, i)
-			if err != nil {
-				return err
-			}
-			if err := imds.PutInstance(tx, in); err != nil {
-				return err
-			}
-			launched = append(launched, in)
+		for _, in := range launched {
 			ids = append(ids, in.InstanceID)
 		}
 		if token != "" {
@@ -623,66 +601,6 @@ func (s *Server) runInstances(ctx context.Context, p params) (response, error) {
 type runInstancesResponse struct {
 	respMeta
 	xmlReservation
-}
-
-// launchAddresses returns, per instance to launch, the interfaces with their
-// addresses: the requested ones (checked to be free) or ones allocated from
-// the allocation subnet.
-func (s *Server) launchAddresses(tx imds.Tx, sp *launchSpec) ([][]eniSpec, error) {
-	if !sp.allocate {
-		for _, e := range sp.enis {
-			for _, a := range append(append([]netip.Addr(nil), e.ipv4...), e.ipv6...) {
-				if _, err := imds.InstanceIDByAddress(tx, a.String()); err == nil {
-					return nil, errAddressInUse(a.String())
-				} else if !errors.Is(err, imds.ErrNotFound) {
-					return nil, err
-				}
-			}
-		}
-		return [][]eniSpec{sp.enis}, nil
-	}
-	addrs, err := s.allocate(tx, sp.maxCount)
-	if err != nil {
-		return nil, err
-	}
-	if len(addrs) < sp.minCount {
-		return nil, newAPIError(http.StatusBadRequest, "InsufficientFreeAddressesInSubnet",
-			"There are not enough free addresses in subnet '"+s.opts.AllocationSubnet.String()+"' to satisfy the requested number of instances.")
-	}
-	out := make([][]eniSpec, 0, len(addrs))
-	for _, a := range addrs {
-		e := sp.enis[0]
-		e.ipv4 = []netip.Addr{a}
-		out = append(out, []eniSpec{e})
-	}
-	return out, nil
-}
-
-// allocate returns up to n free addresses of the allocation subnet, lowest
-// first, skipping the addresses a VPC reserves.
-func (s *Server) allocate(tx imds.Tx, n int) ([]netip.Addr, error) {
-	pfx := s.opts.AllocationSubnet.Masked()
-	if !pfx.Addr().Is4() || pfx.Bits() > 28 {
-		return nil, errInvalid("The allocation subnet " + pfx.String() + " is too small (frontdesk needs at least a /28).")
-	}
-	a := pfx.Addr()
-	for range 4 { // network address and the three VPC-reserved hosts
-		a = a.Next()
-	}
-	var out []netip.Addr
-	for ; pfx.Contains(a) && len(out) < n; a = a.Next() {
-		if !pfx.Contains(a.Next()) {
-			break // broadcast address
-		}
-		_, err := imds.InstanceIDByAddress(tx, a.String())
-		switch {
-		case errors.Is(err, imds.ErrNotFound):
-			out = append(out, a)
-		case err != nil:
-			return nil, err
-		}
-	}
-	return out, nil
 }
 
 // newInstance builds one instance of a launch with every default EC2 would
@@ -765,9 +683,10 @@ func (s *Server) freeInstanceID(tx imds.Tx) (string, error) {
 }
 
 // newInterface fills in an ENI. Subnet and VPC are derived from the primary
-// address when not given: the allocation subnet if it holds the address,
-// else the /24 (IPv4) or /64 (IPv6) around it, inside a /16 (or /56) VPC.
-// Their ids are derived from the CIDRs, so neighbours share them.
+// address when the interface names no subnet: the /24 (IPv4) or /64 (IPv6)
+// around it, inside a /16 (or /56) VPC. Their ids are derived from the
+// CIDRs, so neighbours share them. An interface in a subnet takes its
+// subnet's and VPC's ids and blocks (applySubnet).
 func (s *Server) newInterface(e eniSpec, macs map[string]bool, instanceID string) (imds.NetworkInterface, error) {
 	ni := imds.NetworkInterface{DeviceIndex: e.deviceIndex, NetworkCard: e.networkCard, OwnerID: s.opts.AccountID}
 	for {
@@ -795,9 +714,6 @@ func (s *Server) newInterface(e eniSpec, macs map[string]bool, instanceID string
 	if len(e.ipv4) > 0 {
 		a := e.ipv4[0]
 		subnet := netip.PrefixFrom(a, 24).Masked()
-		if s.opts.AllocationSubnet.IsValid() && s.opts.AllocationSubnet.Contains(a) {
-			subnet = s.opts.AllocationSubnet.Masked()
-		}
 		vpc := netip.PrefixFrom(a, min(16, subnet.Bits())).Masked()
 		ni.SubnetIPv4CIDR = subnet.String()
 		ni.VPCIPv4CIDRs = []string{vpc.String()}
@@ -824,6 +740,7 @@ func (s *Server) newInterface(e eniSpec, macs map[string]bool, instanceID string
 		}
 		ni.SubnetID = stableID("subnet-", subnetKey)
 	}
+	applySubnet(&ni, e)
 	ni.SecurityGroups = append(ni.SecurityGroups, e.groups...)
 	for _, n := range e.groupNames {
 		ni.SecurityGroups = append(ni.SecurityGroups, imds.SecurityGroup{ID: stableID("sg-", ni.VPCID+"/"+n), Name: n})

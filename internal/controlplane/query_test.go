@@ -81,7 +81,7 @@ func TestSuccessfulAnswerIsNamespacedXMLWithRequestID(t *testing.T) {
 
 func TestHealthAndReadiness(t *testing.T) {
 	var notReady error = errors.New("store not loaded")
-	e := newEnv(t, func(o *Options) { o.Ready = func() error { return notReady } })
+	e := newEnv(t, func(o *Options) { o.Health = healthFuncs{ready: func() error { return notReady }} })
 	get := func(path string) (int, string) {
 		resp, err := http.Get(e.url + path)
 		if err != nil {

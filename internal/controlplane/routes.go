@@ -36,7 +36,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	var health map[string]error
 	if s.opts.Health != nil {
-		health = s.opts.Health()
+		health = s.opts.Health.Components()
 	}
 	if r.URL.Query().Has("component") {
 		comp := r.URL.Query().Get("component")
@@ -55,8 +55,8 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	}
 	var b strings.Builder
 	status := http.StatusOK
-	if s.opts.Ready != nil {
-		if err := s.opts.Ready(); err != nil {
+	if s.opts.Health != nil {
+		if err := s.opts.Health.Ready(); err != nil {
 			status = http.StatusServiceUnavailable
 			b.WriteString("not ready: " + err.Error() + "\n")
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -17,18 +18,27 @@ import (
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 	"github.com/frontdesk-imds/frontdesk/internal/region"
+	"golang.org/x/net/netutil"
 )
 
-// DefaultMaxBodyBytes bounds a request body. RunInstances with the largest
-// user data (16 KiB raw, about 22 KiB in base64) fits many times over.
-const DefaultMaxBodyBytes = 1 << 20
+// DefaultMaxBodyBytes bounds a request body, sized to the largest
+// legitimate request: RunInstances (or ModifyInstanceAttribute) with the
+// largest user data, 16 KiB raw, is about 22 KiB in base64 and at most
+// 66 KiB form-encoded; 50 tags of the longest keys and values add at most
+// 58 KiB more. 256 KiB leaves room for the rest of the parameters while a
+// caller without credentials cannot make the server buffer more (and such
+// a caller is refused before its body is read at all).
+const DefaultMaxBodyBytes = 256 << 10
+
+// DefaultMaxConns is the default cap on concurrent control-plane
+// connections (see LimitListener).
+const DefaultMaxConns = 128
 
 // apiVersion is the only EC2 API version frontdesk speaks; every current SDK
 // and the AWS CLI send it.
 const apiVersion = "2016-11-15"
 
-// Options are the optional knobs of a Server; the zero value works (and
-// refuses every Query API request until Credentials are set).
+// Options are the optional knobs of a Server; the zero value works.
 type Options struct {
 	// Now is the clock (signature skew, launch times, event defaults).
 	Now func() time.Time
@@ -42,55 +52,22 @@ type Options struct {
 	// Zones are the region's availability zones (default the region's a, b
 	// and c); the first is where an instance without one is placed.
 	Zones []string
-	// AppliedOptions returns the OptionsRevision of an instance as the local
-	// data plane's snapshot holds it, and whether this node serves the
-	// instance at all. For a served instance, its metadata options are
-	// "applied" exactly when that revision has reached the stored one: the
-	// comparison is between two copies of the same recorded value, so it
-	// holds whatever revision the store committed the change at. For an
-	// instance this node does not serve (fleet mode: another host; or not
-	// yet in the snapshot) the Applied comparison is the fallback. Nil
-	// means every instance takes the fallback.
-	AppliedOptions func(instanceID string) (optionsRevision int64, served bool)
-	// Applied returns the store revision the local data plane's snapshot has
-	// reached: the fallback of AppliedOptions, which says "applied" once an
-	// instance's OptionsRevision is at or below it. OptionsRevision is the
-	// read revision + 1 of the changing transaction, and etcd may commit it
-	// at a higher revision, so this fallback can say "applied" a little
-	// early. Nil (with AppliedOptions nil or not serving) means applied.
-	Applied func() int64
-	// Ready reports readiness for /readyz (200 when it returns nil); nil
-	// means always ready.
-	Ready func() error
-	// Health reports each component's state ("data_plane", "store", ...)
-	// for the body of /readyz and for /readyz?component=NAME; a nil error
-	// is healthy. Nil lists no components.
-	Health func() map[string]error
-	// OnRequest is called once per Query API request with the action name
-	// and the EC2 error code ("" on success, "DryRunOperation" for a dry
-	// run). action is one of Actions() when the request named a known
-	// action, even if it then failed its signature check, and "" otherwise
-	// (unknown action, no Action, unreadable request), so a metrics label
-	// stays bounded.
-	OnRequest func(action, errorCode string)
-	// OnChange is called after every state-changing action that committed
-	// (never for Describe*/Get*, a dry run, a failure, or a RunInstances
-	// answered from its ClientToken), with the access key id that signed
-	// the request, the action, the instances it changed (none for account
-	// defaults) and a small detail map of what changed. Detail never holds
-	// user data, tag values or secrets.
-	OnChange func(accessKeyID, action string, instanceIDs []string, detail map[string]string)
-	// V1Usage reports tokenless (IMDSv1) traffic per instance over a window,
-	// for FrontdeskDescribeImdsUsage; nil answers an empty set.
-	V1Usage func(window time.Duration) []Usage
-	// Credentials are the admin access key every request must be signed
-	// with (see LoadOrCreateAdmin).
-	Credentials AdminCredentials
-	// AllocationSubnet, when valid, is an IPv4 subnet from which RunInstances
-	// allocates the primary address of instances launched without one, and
-	// which allows MaxCount > 1. The network address, the first three hosts
-	// (reserved as in a VPC) and the broadcast address are never allocated.
-	AllocationSubnet netip.Prefix
+	// DataPlane tells whether a metadata-options change has reached the
+	// local data plane; nil reports every change applied.
+	DataPlane DataPlane
+	// Health answers /readyz; nil is always ready and lists no components.
+	Health Health
+	// Observer hears every request and every committed change; nil hears
+	// nothing.
+	Observer Observer
+	// V1Usage reports the fleet's tokenless (IMDSv1) traffic per instance
+	// over a window, for FrontdeskDescribeImdsUsage; nil answers
+	// UnsupportedOperation (an empty set would read as "no calls").
+	V1Usage UsageReporter
+	// PublicIPv4Pool, when valid, is the IPv4 block AllocateAddress and
+	// RunInstances AssociatePublicIpAddress take public addresses from.
+	// Without it neither can give out an address.
+	PublicIPv4Pool netip.Prefix
 	// KeyPairs looks up the OpenSSH public key of a key-pair name given as
 	// RunInstances KeyName; an unknown name is InvalidKeyPair.NotFound. Nil
 	// looks the name up among the stored key pairs (ImportKeyPair,
@@ -107,6 +84,7 @@ type Options struct {
 // extension actions, and health endpoints.
 type Server struct {
 	store    imds.Store
+	admin    AdminCredentials
 	opts     Options
 	log      *slog.Logger
 	verifier *verifier
@@ -118,8 +96,9 @@ type Server struct {
 // and returns the answer.
 type action func(ctx context.Context, p params) (response, error)
 
-// New returns a control plane over store.
-func New(store imds.Store, opts Options) *Server {
+// New returns a control plane over store whose requests must be signed with
+// the admin key (see LoadOrCreateAdmin).
+func New(store imds.Store, admin AdminCredentials, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -140,9 +119,10 @@ func New(store imds.Store, opts Options) *Server {
 	}
 	s := &Server{
 		store:    store,
+		admin:    admin,
 		opts:     opts,
 		log:      opts.Logger,
-		verifier: newVerifier(opts.Credentials, opts.Region, opts.Now),
+		verifier: newVerifier(admin, opts.Region, opts.Now),
 	}
 	s.actions = s.actionTable()
 	s.mux = s.routes()
@@ -168,13 +148,18 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ae := toAPIError(err)
 		level := slog.LevelInfo
-		if ae.Status >= 500 {
+		switch {
+		case ae.Status >= 500:
 			level = slog.LevelError
+		case unauthenticated(ae):
+			// Anyone who can reach the port can send these: at INFO they
+			// would let a stranger write the log.
+			level = slog.LevelDebug
 		}
 		s.log.Log(r.Context(), level, "ec2 request failed", "action", logName, "code", ae.Code, "requestId", reqID, "err", err)
 		s.writeError(w, reqID, ae)
-		if s.opts.OnRequest != nil {
-			s.opts.OnRequest(actionName, ae.Code)
+		if s.opts.Observer != nil {
+			s.opts.Observer.Request(actionName, ae.Code)
 		}
 		return
 	}
@@ -186,19 +171,32 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("ec2 request", "action", logName, "requestId", reqID)
 	}
 	s.writeResponse(w, actionName, reqID, resp)
-	if s.opts.OnRequest != nil {
-		s.opts.OnRequest(actionName, "")
-	}
-	if rec.changed && s.opts.OnChange != nil {
-		// The verifier accepts only the admin key, so that is the key
-		// that signed this request.
-		s.opts.OnChange(s.opts.Credentials.AccessKeyID, actionName, rec.instanceIDs, rec.detail)
+	if s.opts.Observer != nil {
+		s.opts.Observer.Request(actionName, "")
+		if rec.changed {
+			// The verifier accepts only the admin key, so that is the key
+			// that signed this request.
+			s.opts.Observer.Change(s.admin.AccessKeyID, actionName, rec.instanceIDs, rec.detail)
+		}
 	}
 }
 
 func (s *Server) handleQuery(ctx context.Context, w http.ResponseWriter, r *http.Request, actionName *string) (response, error) {
 	if r.ContentLength > s.opts.MaxBodyBytes {
 		return nil, errTooLarge
+	}
+	// What the head tells about the signature is checked before the body
+	// is read: a caller without the admin key never gets the server to
+	// buffer its upload.
+	sr, ae := s.verifier.claim(r)
+	if ae != nil {
+		// Closing after the answer spares reading (and discarding) the body
+		// the caller may still be sending.
+		w.Header().Set("Connection", "close")
+		if name := r.URL.Query().Get("Action"); s.actions[name] != nil {
+			*actionName = name
+		}
+		return nil, ae
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
@@ -208,7 +206,7 @@ func (s *Server) handleQuery(ctx context.Context, w http.ResponseWriter, r *http
 		}
 		return nil, newAPIError(http.StatusBadRequest, "InvalidParameterValue", "The request body could not be read.")
 	}
-	if ae := s.verifier.verify(ctx, r, body); ae != nil {
+	if ae := s.verifier.check(ctx, r, body, sr); ae != nil {
 		// Name the action for metrics if it is a known one; an unsigned
 		// request cannot make up label values.
 		if p, err := parseRequest(r, body); err == nil {
@@ -238,6 +236,25 @@ func (s *Server) handleQuery(ctx context.Context, w http.ResponseWriter, r *http
 		return nil, newAPIError(http.StatusBadRequest, "NoSuchVersion", "An invalid or unsupported Version ("+v+") was specified; frontdesk supports "+apiVersion+".")
 	}
 	return fn(ctx, p)
+}
+
+// unauthenticated reports whether ae refuses a request's credentials.
+func unauthenticated(ae *apiError) bool {
+	switch ae {
+	case errAuthMissing, errAuthKey, errAuthScope, errIncomplete, errSignature, errExpired:
+		return true
+	}
+	return false
+}
+
+// LimitListener caps the control plane's concurrent connections at n
+// (DefaultMaxConns when n <= 0); further connections wait in the kernel's
+// backlog until one closes.
+func LimitListener(l net.Listener, n int) net.Listener {
+	if n <= 0 {
+		n = DefaultMaxConns
+	}
+	return netutil.LimitListener(l, n)
 }
 
 // changeKey carries a request's *changeRecord in its context.

@@ -6,27 +6,18 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/frontdesk-imds/frontdesk/internal/usage"
 )
 
-// Usage is one instance's tokenless (IMDSv1) traffic over a window, as
-// Options.V1Usage reports it: an instance with no Calls can be switched to
-// HttpTokens=required without breaking a client.
-type Usage struct {
-	InstanceID string
-	// Calls are tokenless requests that were answered; Rejected are those
-	// refused because tokens are already required.
-	Calls, Rejected int64
-	// LastCall is the latest tokenless request; LastPath and LastUserAgent
-	// name the process to migrate.
-	LastCall      time.Time
-	LastPath      string
-	LastUserAgent string
-}
+// UsageReporter reads the fleet's IMDSv1 usage over a window (see
+// usage.Tracker.Report).
+type UsageReporter func(ctx context.Context, window time.Duration) (*usage.Report, error)
 
 // Bounds of FrontdeskDescribeImdsUsage's WindowSeconds.
 const (
 	defaultUsageWindow = time.Hour
-	maxUsageWindow     = 24 * time.Hour
+	maxUsageWindow     = 14 * 24 * time.Hour
 )
 
 type xmlUsage struct {
@@ -40,14 +31,19 @@ type xmlUsage struct {
 
 type describeImdsUsageResponse struct {
 	respMeta
-	WindowSeconds int        `xml:"windowSeconds"`
-	Usage         []xmlUsage `xml:"usageSet>item"`
+	WindowSeconds int `xml:"windowSeconds"`
+	// ObservedSince is when usage recording began (within the
+	// retention): a window reaching further back was not watched whole.
+	ObservedSince   string     `xml:"observedSince,omitempty"`
+	ObservedSeconds int64      `xml:"observedSeconds"`
+	Usage           []xmlUsage `xml:"usageSet>item"`
 }
 
 // describeImdsUsage answers FrontdeskDescribeImdsUsage: WindowSeconds
-// (1–86400, default 3600) and InstanceId.N (optional filter). It reports
-// what this node's data plane saw; in a fleet, ask every node.
-func (s *Server) describeImdsUsage(_ context.Context, p params) (response, error) {
+// (1–1209600, default 3600) and InstanceId.N (optional filter). It reports
+// the fleet's usage as stored (every node's), with the calls this node has
+// not written yet.
+func (s *Server) describeImdsUsage(ctx context.Context, p params) (response, error) {
 	dry, err := p.dryRun()
 	if err != nil {
 		return nil, err
@@ -57,7 +53,7 @@ func (s *Server) describeImdsUsage(_ context.Context, p params) (response, error
 		return nil, err
 	} else if n != nil {
 		if *n < 1 || time.Duration(*n)*time.Second > maxUsageWindow {
-			return nil, errInvalid("Invalid value '" + strconv.Itoa(*n) + "' for WindowSeconds. Valid values: 1-86400.")
+			return nil, errInvalid("Invalid value '" + strconv.Itoa(*n) + "' for WindowSeconds. Valid values: 1-1209600.")
 		}
 		window = time.Duration(*n) * time.Second
 	}
@@ -77,10 +73,20 @@ func (s *Server) describeImdsUsage(_ context.Context, p params) (response, error
 		// would call every instance safe to require: say it is not known.
 		return nil, errUsageUnavailable
 	}
-	resp := &describeImdsUsageResponse{WindowSeconds: int(window / time.Second)}
-	for _, u := range s.opts.V1Usage(window) {
+	rep, err := s.opts.V1Usage(ctx, window)
+	if err != nil {
+		return nil, err
+	}
+	resp := &describeImdsUsageResponse{WindowSeconds: int(window / time.Second), ObservedSeconds: int64(rep.Observed() / time.Second)}
+	if !rep.ObservedSince.IsZero() {
+		resp.ObservedSince = rep.ObservedSince.UTC().Format(time.RFC3339)
+	}
+	for _, u := range rep.Instances {
 		if len(want) > 0 && !want[u.InstanceID] {
 			continue
+		}
+		if u.Calls == 0 && u.Rejected == 0 {
+			continue // calls before the window only
 		}
 		x := xmlUsage{InstanceID: u.InstanceID, Calls: u.Calls, Rejected: u.Rejected, LastPath: u.LastPath, LastUserAgent: u.LastUserAgent}
 		if !u.LastCall.IsZero() {

@@ -127,6 +127,8 @@ type xmlENI struct {
 	PrivateIPs         []xmlPrivateIP `xml:"privateIpAddressesSet>item,omitempty"`
 	IPv6s              []xmlIPv6      `xml:"ipv6AddressesSet>item,omitempty"`
 	InterfaceType      string         `xml:"interfaceType"`
+	// Association is the interface's public address (addresses.go).
+	Association *xmlENIAssociation `xml:"association,omitempty"`
 }
 
 type xmlInstance struct {
@@ -277,6 +279,7 @@ func (s *Server) instanceXML(in *imds.Instance) xmlInstance {
 		for _, g := range ni.SecurityGroups {
 			e.Groups = append(e.Groups, xmlGroup{GroupID: g.ID, GroupName: g.Name})
 		}
+		e.Association = eniAssociation(ni)
 		x.NetworkInterfaces = append(x.NetworkInterfaces, e)
 	}
 	if in.State == imds.StateTerminated {
@@ -290,17 +293,19 @@ func (s *Server) instanceXML(in *imds.Instance) xmlInstance {
 // optionsState is "applied" once the local data plane serves the instance's
 // current metadata options. For an instance served here that is exact: the
 // snapshot's copy of the instance carries the OptionsRevision of the change.
-// Otherwise the snapshot's store revision is compared (see Options.Applied).
+// Otherwise the snapshot's store revision is compared (see DataPlane).
 func (s *Server) optionsState(in *imds.Instance) string {
-	if s.opts.AppliedOptions != nil {
-		if rev, served := s.opts.AppliedOptions(in.InstanceID); served {
-			if rev >= in.OptionsRevision {
-				return imds.OptionsApplied
-			}
-			return imds.OptionsPending
-		}
+	dp := s.opts.DataPlane
+	if dp == nil {
+		return imds.OptionsApplied
 	}
-	if s.opts.Applied == nil || in.OptionsRevision <= s.opts.Applied() {
+	if rev, served := dp.AppliedOptions(in.InstanceID); served {
+		if rev >= in.OptionsRevision {
+			return imds.OptionsApplied
+		}
+		return imds.OptionsPending
+	}
+	if in.OptionsRevision <= dp.Applied() {
 		return imds.OptionsApplied
 	}
 	return imds.OptionsPending

@@ -70,23 +70,14 @@ type Entry struct {
 type Target struct {
 	InstanceID string
 	AccountID  string
-	// Role is the instance profile's role name; "" is the instance identity
-	// role (identity-credentials/ec2/...), which always uses the local
-	// provider.
+	// Role is the instance profile's role name. (Instance-identity
+	// credentials are not refreshed: Identity derives them on request.)
 	Role string
-	// RoleArn is the role's ARN (for the identity role,
-	// arn:aws:iam::<acct>:assumed-role/aws:ec2-instance/<instance-id>).
-	// The STS provider assumes it unless its configuration names a role.
+	// RoleArn is the role's ARN. The STS provider assumes it unless its configuration names a role.
 	RoleArn string
 }
 
-func (t Target) String() string {
-	role := t.Role
-	if role == "" {
-		role = "(instance identity)"
-	}
-	return t.InstanceID + " " + role
-}
+func (t Target) String() string { return t.InstanceID + " " + t.Role }
 
 // Provider fetches fresh credentials for a target. Retrieve may block on the
 // network; only the Refresher calls it, never a request.

@@ -63,9 +63,6 @@ type RefresherOptions struct {
 	Concurrency int
 	// FetchTimeout bounds one Retrieve; DefaultFetchTimeout when zero.
 	FetchTimeout time.Duration
-	// Identity provides the instance identity role's credentials (Target.Role
-	// ""); a Local provider on Now when nil.
-	Identity Provider
 	// OnRefresh, when set, is told the outcome of every fetch (for
 	// metrics): the target, whether it succeeded, and the expiry of the
 	// credentials now served (zero when none are valid). It runs on a
@@ -81,7 +78,6 @@ type RefresherOptions struct {
 type Refresher struct {
 	onRefresh    func(Target, bool, time.Time)
 	resolve      Resolver
-	identity     Provider
 	now          func() time.Time
 	until        func(time.Time) <-chan time.Time
 	log          *slog.Logger
@@ -102,6 +98,7 @@ type Refresher struct {
 	mu    sync.Mutex // guards fresh, sched and slot.index
 	fresh []*slot    // added targets, fetched first, in order
 	sched slotHeap   // fetched targets by next refresh
+	busy  int        // targets handed to workers and not yet done
 	wake  chan struct{}
 }
 
@@ -158,7 +155,6 @@ func (st *state) expiredEntry(t Target) Entry {
 func NewRefresher(resolve Resolver, opts RefresherOptions) *Refresher {
 	r := &Refresher{
 		resolve:      resolve,
-		identity:     opts.Identity,
 		now:          opts.Now,
 		until:        opts.Until,
 		log:          opts.Logger,
@@ -178,9 +174,6 @@ func NewRefresher(resolve Resolver, opts RefresherOptions) *Refresher {
 	}
 	if r.log == nil {
 		r.log = slog.Default()
-	}
-	if r.identity == nil {
-		r.identity = NewLocal(LocalOptions{Now: r.now})
 	}
 	if r.jitter == 0 {
 		r.jitter = DefaultJitter
@@ -205,8 +198,7 @@ func NewRefresher(resolve Resolver, opts RefresherOptions) *Refresher {
 	return r
 }
 
-// Get returns the entry for an instance's role ("" for the instance identity
-// role). ok is false when the target is not in the desired set or its first
+// Get returns the entry for an instance's role. ok is false when the target is not in the desired set or its first
 // fetch has not finished. It never blocks and never calls a provider.
 func (r *Refresher) Get(instanceID, role string) (e Entry, ok bool) {
 	s := r.lookup(instanceID, role)
@@ -255,6 +247,37 @@ func (r *Refresher) Wait(ctx context.Context, instanceID, role string) error {
 			return fmt.Errorf("wait for %s %q: %w", instanceID, role, ctx.Err())
 		}
 	}
+}
+
+// Refresh moves a target's next fetch to now (a forced rotation). It reports
+// false when the target is unknown or a fetch of it is already queued or in
+// flight, in which case that fetch serves the purpose.
+func (r *Refresher) Refresh(instanceID, role string) bool {
+	s := r.lookup(instanceID, role)
+	if s == nil {
+		return false
+	}
+	r.mu.Lock()
+	queued := s.index < 0
+	if !queued {
+		heap.Remove(&r.sched, s.index)
+		r.fresh = append(r.fresh, s)
+	}
+	r.mu.Unlock()
+	if !queued {
+		r.signal()
+	}
+	return !queued
+}
+
+// Idle reports whether nothing is to be done at Now: no fetch queued, due
+// or in flight. A test that moves a fake clock waits for it before reading
+// entries, so that a refresh the move made due has been served.
+func (r *Refresher) Idle() bool {
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.fresh) == 0 && r.busy == 0 && (len(r.sched) == 0 || r.sched[0].due.After(now))
 }
 
 // SetTargets replaces the desired set. Targets not in ts stop being served
@@ -399,6 +422,9 @@ func (r *Refresher) Run(ctx context.Context) error {
 		wg.Go(func() {
 			for s := range work {
 				r.refresh(ctx, s)
+				r.mu.Lock()
+				r.busy--
+				r.mu.Unlock()
 			}
 		})
 	}
@@ -441,6 +467,7 @@ func (r *Refresher) due() (batch []*slot, next time.Time) {
 	for len(r.sched) > 0 && !r.sched[0].due.After(now) {
 		batch = append(batch, heap.Pop(&r.sched).(*slot))
 	}
+	r.busy += len(batch)
 	if len(r.sched) == 0 {
 		return batch, time.Time{}
 	}
@@ -453,10 +480,7 @@ func (r *Refresher) refresh(ctx context.Context, s *slot) {
 	if s.removed.Load() {
 		return
 	}
-	p := r.identity
-	if s.t.Role != "" {
-		p = r.resolve(s.t.Role)
-	}
+	p := r.resolve(s.t.Role)
 	var c Credentials
 	var err error
 	if p == nil {

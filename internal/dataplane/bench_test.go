@@ -134,6 +134,7 @@ func newBenchPlane(b *testing.B, daemon bool) *benchPlane {
 
 func (p *benchPlane) request(method, path string, withToken bool) *http.Request {
 	r := httptest.NewRequest(method, "http://169.254.169.254"+path, nil)
+	r.RequestURI = path // origin form, as a guest sends it
 	r.RemoteAddr = benchAddr + ":40000"
 	if withToken {
 		r.Header.Set("X-aws-ec2-metadata-token", p.tok)

@@ -85,6 +85,27 @@ func (f *Follower) Applied() int64 { return max(f.cur.Load().Revision, f.progres
 // Loaded is closed once the first full snapshot is served.
 func (f *Follower) Loaded() <-chan struct{} { return f.loaded }
 
+// Ready is nil once the first full snapshot is served: guests are answered
+// from then on, whatever the store's state (fail-static).
+func (f *Follower) Ready() error {
+	select {
+	case <-f.loaded:
+		return nil
+	default:
+		return errors.New("snapshot not loaded")
+	}
+}
+
+// AppliedOptions returns the OptionsRevision of an instance as the served
+// snapshot holds it, and whether the snapshot serves the instance at all.
+func (f *Follower) AppliedOptions(id string) (int64, bool) {
+	g := f.Snapshot().GuestByID(id)
+	if g == nil {
+		return 0, false
+	}
+	return g.Instance.OptionsRevision, true
+}
+
 // StoreErr is the last error talking to the store, nil while healthy.
 func (f *Follower) StoreErr() error {
 	if p := f.lastErr.Load(); p != nil {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +51,22 @@ type Options struct {
 	// Trees renders and keeps the instances' trees; nil makes a
 	// TreeCache of DefaultMaxTrees for this handler alone.
 	Trees *TreeCache
+	// Pending, when set, lets a caller the snapshot does not know yet wait
+	// briefly for it while a source is bringing its instance (see Pending).
+	Pending *Pending
+	// Callers answers for callers whose address no instance holds: the
+	// first range that contains the address names the instance to serve.
+	// An instance holding the exact address always wins. It exists for
+	// test set-ups (a container reached through a bridge, an in-process
+	// test server), never for production fleets, where it would hand one
+	// instance's credentials to whole networks.
+	Callers []CallerRange
+}
+
+// CallerRange serves the instance InstanceID to callers in Prefix.
+type CallerRange struct {
+	Prefix     netip.Prefix
+	InstanceID string
 }
 
 // Handler is the 169.254.169.254 HTTP surface.
@@ -68,6 +83,8 @@ type Handler struct {
 	root   []byte   // the version listing at "/"
 	strays strayLog // sampled log of unknown callers
 	trees  *TreeCache
+	wait   *Pending
+	ranges []CallerRange
 	events sync.Pool                 // *RequestEvent
 	ttls   [maxTokenTTL + 1][]string // pre-formatted TTL header values
 }
@@ -133,7 +150,7 @@ func New(snap func() *Snapshot, tokens Tokens, signer Signer, creds Credentials,
 	if opts.RateLimiter == nil {
 		opts.RateLimiter = NewRateLimiter(opts.Limits)
 	}
-	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint, limit: opts.RateLimiter, root: mdtree.RootListing(), trees: opts.Trees}
+	h := &Handler{snap: snap, tokens: tokens, signer: signer, creds: creds, now: opts.Now, log: opts.Logger, obs: opts.Observer, ipv6: opts.IPv6Endpoint, limit: opts.RateLimiter, root: mdtree.RootListing(), trees: opts.Trees, wait: opts.Pending, ranges: opts.Callers}
 	for i := range h.ttls {
 		h.ttls[i] = []string{strconv.Itoa(i)}
 	}
@@ -142,7 +159,7 @@ func New(snap func() *Snapshot, tokens Tokens, signer Signer, creds Credentials,
 }
 
 // ServeHTTP answers one metadata request. The order of the checks follows
-// imds-behaviour.md §7: caller, endpoint, method and path, token rules, tree.
+// docs/behaviour.md, "How a request is answered": caller, endpoint, method and path, token rules, tree.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	hdr := w.Header()
@@ -161,8 +178,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, hdr http.Header, ev *RequestEvent) int {
-	g := h.caller(r)
+	g, native6 := h.caller(r)
 	if g == nil {
+		// Callers of no instance share one rate budget, so that they
+		// cannot make the server log and answer without bound either.
+		if h.limit != nil {
+			if ok, wait := h.limit.allow(unknownKey, ev.Start); !ok {
+				ev.Outcome = OutcomeThrottled
+				hdr["Retry-After"] = h.ttls[min(int(wait/time.Second)+1, maxTokenTTL)]
+				return empty(w, hdr, http.StatusTooManyRequests)
+			}
+		}
 		ev.Outcome = OutcomeUnknownCaller
 		h.strays.note(h.log, r.RemoteAddr, ev.Start)
 		return notFound(w, hdr)
@@ -176,7 +202,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, hdr http.Header,
 			return empty(w, hdr, http.StatusTooManyRequests)
 		}
 	}
-	if h.ipv6 && in.MetadataOptions.HttpProtocolIPv6 != imds.Enabled {
+	// The IPv6 endpoint exists only for instances that enabled it, and so
+	// does any other path over native IPv6, whichever listener it reached.
+	if (h.ipv6 || native6) && in.MetadataOptions.HttpProtocolIPv6 != imds.Enabled {
 		// On EC2 the IPv6 endpoint does not exist for this instance: drop
 		// the connection without an answer rather than invent one.
 		ev.Outcome = OutcomeOther
@@ -191,6 +219,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, hdr http.Header,
 	if in.MetadataOptions.HttpEndpoint != imds.Enabled {
 		ev.Outcome = OutcomeEndpointDisabled
 		return forbiddenPage(w, hdr)
+	}
+	if r.RequestURI != "" && r.RequestURI[0] != '/' {
+		// An absolute-form target ("GET http://host/latest/...") or "*":
+		// IMDS is addressed by path only, so it is a wrong path.
+		if r.Method == http.MethodPut {
+			return empty(w, hdr, http.StatusForbidden)
+		}
+		return notFound(w, hdr)
 	}
 	if r.Method == http.MethodPut {
 		return h.putToken(w, r, hdr, g, ev)
@@ -305,39 +341,92 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, hdr http.Header,
 }
 
 // Forget drops per-instance state (rate-limit buckets) of instances that are
-// no longer in s. The daemon calls it after each snapshot swap.
+// no longer in s.
 func (h *Handler) Forget(s *Snapshot) {
 	if h.limit != nil {
 		h.limit.forget(s)
 	}
 }
 
-// caller finds the instance by the connection's source address. Headers
-// never change who the caller is.
-func (h *Handler) caller(r *http.Request) *Guest {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return nil
+// Release drops at once what the handler keeps for instances that s no
+// longer serves, among those named in changed (all, when nil): their
+// rendered trees and rate-limit buckets. The daemon calls it after every
+// snapshot swap; handlers sharing a TreeCache and RateLimiter need it once.
+func (h *Handler) Release(s *Snapshot, changed map[string]struct{}) {
+	h.trees.Release(s, changed)
+	if h.limit == nil {
+		return
 	}
-	return h.snap().Guest(ap.Addr())
+	if changed == nil {
+		h.limit.forget(s)
+		return
+	}
+	for id := range changed {
+		if s.GuestByID(id) == nil {
+			h.limit.Forget(id)
+		}
+	}
 }
 
-// putToken answers PUT: only /latest/api/token mints a token (§2.2).
+// ForgetInstances drops the per-instance state of the given instances at
+// once (their rate-limit buckets); the daemon calls it for every instance a
+// snapshot swap removed.
+func (h *Handler) ForgetInstances(ids ...string) {
+	if h.limit != nil {
+		h.limit.Forget(ids...)
+	}
+}
+
+// caller finds the instance by the connection's source address, and
+// whether that address is native IPv6 (not an IPv4-mapped one). Headers
+// never change who the caller is.
+func (h *Handler) caller(r *http.Request) (*Guest, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return nil, false
+	}
+	a := ap.Addr()
+	native6 := a.Is6() && !a.Is4In6()
+	g := h.guestAt(h.snap(), a)
+	if h.wait == nil || (g != nil && !h.wait.Revoked(g.Instance)) {
+		return g, native6
+	}
+	return h.wait.Wait(r.Context(), a, h.snap), native6
+}
+
+// guestAt is the instance serving addr: the one holding it, else the one
+// named by the first caller range containing it.
+func (h *Handler) guestAt(s *Snapshot, addr netip.Addr) *Guest {
+	if g := s.Guest(addr); g != nil || len(h.ranges) == 0 {
+		return g
+	}
+	addr = addr.Unmap()
+	for _, cr := range h.ranges {
+		if cr.Prefix.Contains(addr) {
+			return s.GuestByID(cr.InstanceID)
+		}
+	}
+	return nil
+}
+
+// putToken answers PUT: only /latest/api/token mints a token (docs/behaviour.md, "Tokens").
 func (h *Handler) putToken(w http.ResponseWriter, r *http.Request, hdr http.Header, g *Guest, ev *RequestEvent) int {
 	ev.IMDSVersion = 2
 	if _, xff := r.Header[hdrXFF]; xff {
 		ev.Outcome = OutcomeForwarded
 		return empty(w, hdr, http.StatusForbidden)
 	}
-	if r.URL.Path != tokenPath || r.URL.RawQuery != "" {
+	// The raw target, not the decoded path: "/latest/api/%74oken" is not
+	// the token path, and neither is anything with a query.
+	if r.URL.Path != tokenPath || (r.RequestURI != "" && r.RequestURI != tokenPath) || r.URL.RawQuery != "" {
 		return empty(w, hdr, http.StatusForbidden)
 	}
 	ttlHdr := r.Header[hdrTokenTTL]
 	if len(ttlHdr) != 1 {
 		return empty(w, hdr, http.StatusBadRequest)
 	}
-	ttl, err := strconv.Atoi(strings.TrimSpace(ttlHdr[0]))
-	if err != nil || ttl < 1 || ttl > maxTokenTTL {
+	ttl, ok := parseTTL(ttlHdr[0])
+	if !ok {
 		return empty(w, hdr, http.StatusBadRequest)
 	}
 	in := g.Instance
@@ -358,6 +447,22 @@ func (h *Handler) putToken(w http.ResponseWriter, r *http.Request, hdr http.Head
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, tok)
 	return http.StatusOK
+}
+
+// parseTTL reads a token TTL strictly: decimal digits only, no sign, no
+// leading zero, no spaces, within 1..maxTokenTTL.
+func parseTTL(v string) (int, bool) {
+	if v == "" || len(v) > 5 || v[0] == '0' {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(v[i]-'0')
+	}
+	return n, n >= 1 && n <= maxTokenTTL
 }
 
 func (h *Handler) body(w http.ResponseWriter, r *http.Request, hdr http.Header, g *Guest, ctype []string, b []byte) int {

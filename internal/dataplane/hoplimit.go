@@ -11,7 +11,7 @@ import (
 
 // setHopLimit sets the IP TTL (IPv6 hop limit) of the connection carrying the
 // current request, so the token response cannot travel more than n hops
-// (§2.6). IMDS closes every connection after one response, so no later
+// (docs/behaviour.md, "Hop limit"). IMDS closes every connection after one response, so no later
 // response is affected. Without a recorded connection (a test recorder)
 // there is nothing to limit.
 func setHopLimit(ctx context.Context, n int) error {

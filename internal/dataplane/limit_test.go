@@ -50,58 +50,6 @@ func TestRateLimitAnswers429PerInstance(t *testing.T) {
 	}
 }
 
-func TestGuardCapsConnectionsPerInstance(t *testing.T) {
-	p := newPlane(t, testInstance(idA, "127.0.0.1", imds.Optional))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := NewGuard(l, p.f.Snapshot, GuardOptions{MaxConnsPerInstance: 2})
-	defer cl.Close()
-	accepted := make(chan net.Conn, 10)
-	go func() {
-		for {
-			c, err := cl.Accept()
-			if err != nil {
-				return
-			}
-			accepted <- c
-		}
-	}()
-	var clients []net.Conn
-	for range 3 {
-		c, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		clients = append(clients, c)
-	}
-	first, second := <-accepted, <-accepted
-	// The third connection is closed by the server: its read sees EOF.
-	clients[2].SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := clients[2].Read(make([]byte, 1)); err != io.EOF {
-		t.Fatalf("third connection: %v, want EOF", err)
-	}
-	if cl.Rejected.Load() != 1 {
-		t.Fatalf("rejected %d, want 1", cl.Rejected.Load())
-	}
-	// Closing one frees a slot.
-	first.Close()
-	c4, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c4.Close()
-	select {
-	case c := <-accepted:
-		c.Close()
-	case <-time.After(5 * time.Second):
-		t.Fatal("a connection within the cap was not accepted")
-	}
-	second.Close()
-}
-
 type countingObserver struct {
 	mu     sync.Mutex
 	events []RequestEvent

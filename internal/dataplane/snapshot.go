@@ -71,6 +71,19 @@ func (s *Snapshot) Each(fn func(*Guest)) {
 	}
 }
 
+// InstanceByID returns a served instance by id, or nil.
+func (s *Snapshot) InstanceByID(id string) *imds.Instance {
+	if g := s.GuestByID(id); g != nil {
+		return g.Instance
+	}
+	return nil
+}
+
+// EachInstance calls fn for every served instance.
+func (s *Snapshot) EachInstance(fn func(*imds.Instance)) {
+	s.Each(func(g *Guest) { fn(g.Instance) })
+}
+
 // Guest is one served instance. Its tree is rendered on first use and may be
 // dropped again by the tree cache; the instance itself is read-only.
 type Guest struct {

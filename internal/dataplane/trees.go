@@ -48,9 +48,47 @@ func (c *TreeCache) tree(g *Guest) *mdtree.Tree {
 		return t
 	}
 	t := mdtree.Build(g.Instance)
+	if g.released.Load() {
+		// A request that began before its instance left the snapshot:
+		// answer it, but keep nothing.
+		return t
+	}
 	g.tree.Store(t)
 	c.admit(g)
 	return t
+}
+
+// Release drops at once the trees of guests that s no longer serves: the
+// instances named in changed that were removed or replaced (every held
+// guest when changed is nil, after a full load). Without it a terminated
+// instance's tree would stay until the clock hand came round to it.
+func (c *TreeCache) Release(s *Snapshot, changed map[string]struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.ring)
+	kept := c.ring[:0]
+	for i, g := range c.ring {
+		id := g.Instance.InstanceID
+		stale := s.GuestByID(id) != g
+		if changed != nil {
+			_, named := changed[id]
+			stale = stale && named
+		}
+		if !stale {
+			kept = append(kept, g)
+			continue
+		}
+		g.released.Store(true)
+		g.tree.Store(nil)
+		if i < c.hand {
+			c.hand--
+		}
+	}
+	clear(c.ring[len(kept):n]) // the backing array must not keep them alive
+	c.ring = kept
+	if c.hand >= len(c.ring) {
+		c.hand = 0
+	}
 }
 
 func (c *TreeCache) admit(g *Guest) {
@@ -89,7 +127,8 @@ func (c *TreeCache) held() int {
 
 // treeHolder is the part of a Guest the cache manages.
 type treeHolder struct {
-	tree    atomic.Pointer[mdtree.Tree]
-	used    atomic.Bool
-	buildMu sync.Mutex
+	tree     atomic.Pointer[mdtree.Tree]
+	used     atomic.Bool
+	released atomic.Bool // no longer served: never admitted again
+	buildMu  sync.Mutex
 }

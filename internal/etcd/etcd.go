@@ -114,9 +114,8 @@ type Store struct {
 	maxAttempts int
 	log         *slog.Logger
 
-	// mu guards closed; operations hold it shared so Close waits for them.
-	mu     sync.RWMutex
-	closed bool
+	// gate admits operations until Close, which waits for them.
+	gate imds.Gate
 	// stop ends every watch on Close.
 	stop    context.CancelFunc
 	stopCtx context.Context
@@ -209,7 +208,11 @@ func (s *Store) unavailable(ctx context.Context, err error) error {
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
-		code == codes.Unavailable, code == codes.DeadlineExceeded, code == codes.Canceled:
+		code == codes.Unavailable, code == codes.DeadlineExceeded, code == codes.Canceled,
+		// A member whose own deadline ran out while the cluster elected a
+		// leader answers with this status (seen when the leader is killed
+		// under load).
+		code == codes.Unknown && status.Convert(err).Message() == context.DeadlineExceeded.Error():
 		return fmt.Errorf("%w: %w", imds.ErrUnavailable, err)
 	}
 	return err
@@ -230,14 +233,11 @@ func (s *Store) key(k string) string { return s.prefix + k }
 // View implements imds.Store. Every read of fn is made at the revision of
 // its first read.
 func (s *Store) View(ctx context.Context, fn func(imds.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	leave, err := s.gate.Enter(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return imds.ErrClosed
-	}
+	defer leave()
 	for attempt := 1; ; attempt++ {
 		t := &tx{s: s, ctx: ctx, readOnly: true}
 		err := fn(t)
@@ -261,14 +261,11 @@ func (s *Store) View(ctx context.Context, fn func(imds.Tx) error) error {
 // the transaction is then either wholly applied or not at all, and a reader
 // learns which from View.
 func (s *Store) Update(ctx context.Context, fn func(imds.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	leave, err := s.gate.Enter(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return imds.ErrClosed
-	}
+	defer leave()
 	backoff := 2 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		done, err := s.try(ctx, fn)
@@ -420,11 +417,11 @@ func minimalPrefixes(ps []string) []string {
 // watch follows prefixes from rev; with progress it also sends progress
 // batches (WatchPrefixes' contract; Watch's has none).
 func (s *Store) watch(ctx context.Context, rev int64, prefixes []string, progress bool) (<-chan imds.Batch, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, imds.ErrClosed
+	leave, err := s.gate.Enter(context.Background())
+	if err != nil {
+		return nil, err
 	}
+	defer leave()
 	wctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(s.stopCtx, cancel)
 	out := make(chan imds.Batch, 64)
@@ -565,18 +562,14 @@ func (s *Store) batches(evs []*clientv3.Event) []imds.Batch {
 
 // Close ends every watch and disconnects. Later calls return ErrClosed.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return imds.ErrClosed
-	}
-	s.closed = true
-	s.stop()
-	s.watches.Wait()
-	if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("etcd: close: %w", err)
-	}
-	return nil
+	return s.gate.Close(func() error {
+		s.stop()
+		s.watches.Wait()
+		if err := s.cli.Close(); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("etcd: close: %w", err)
+		}
+		return nil
+	})
 }
 
 // tx is one attempt of a View or Update. The first read fixes the

@@ -1,5 +1,5 @@
 // Package identity signs the instance identity document the way EC2 does
-// (§4.12 of imds-behaviour.md), with frontdesk's own keys.
+// (docs/behaviour.md, "Identity document"), with frontdesk's own keys.
 //
 // EC2 publishes three signatures over the exact document bytes, each checked
 // by users with a documented openssl command against a published certificate:

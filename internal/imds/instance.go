@@ -2,6 +2,8 @@ package imds
 
 import (
 	"time"
+
+	"github.com/frontdesk-imds/frontdesk/internal/region"
 )
 
 // Instance states, as EC2 names them.
@@ -57,6 +59,10 @@ type Instance struct {
 	// change. The control plane reports "applied" once the data plane's
 	// snapshot has reached it.
 	OptionsRevision int64 `json:"optionsRevision,omitempty"`
+	// TerminatedAt is when the instance was terminated (zero while it
+	// lives). The record is purged once the retention window after it has
+	// passed (internal/retention).
+	TerminatedAt time.Time `json:"terminatedAt,omitzero"`
 }
 
 // Placement is the instance's location.
@@ -267,4 +273,11 @@ func (in *Instance) TagValue(k string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// RoleARN is the ARN of an IAM role in an account, as an instance profile's
+// credentials are issued for it; the partition (aws, aws-cn, aws-us-gov)
+// follows the instance's region.
+func RoleARN(regionName, accountID, role string) string {
+	return region.ARN(regionName, "iam", "", accountID, "role/"+role)
 }

@@ -102,7 +102,7 @@ func (d AccountDefaults) Validate() error {
 // order of precedence: the launch request, then the account defaults, then
 // the AMI (ImdsSupport=v2.0 means tokens required and hop limit 2), then
 // frontdesk's product default. The product default is HttpTokens=required
-// (architecture principle 6: security is the default), hop limit 1.
+// (security is the default), hop limit 1.
 //
 // With HttpTokensEnforced=enabled, a launch that would leave tokens optional
 // fails with ErrTokensEnforced.

@@ -28,7 +28,12 @@ const (
 	addressPrefix        = "addresses/"
 	defaultsKey          = "defaults/account"
 	secretPrefix         = "secrets/"
+	leasePrefix          = "leases/"
 )
+
+// LeaseKey returns the store key of a named lease: a record that one node
+// of a fleet holds for a while to do a job alone (the retention purge).
+func LeaseKey(name string) string { return leasePrefix + name }
 
 // hostSegment encodes a host id as one key segment: host ids may hold
 // slashes. The empty host (an unplaced instance) is the empty segment,
@@ -145,6 +150,38 @@ func ListInstances(tx Tx, fn func(*Instance) error) error {
 	slices.SortFunc(all, func(a, b *Instance) int { return strings.Compare(a.InstanceID, b.InstanceID) })
 	for _, in := range all {
 		if err := fn(in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ScanInstanceValues calls fn with the stored value of every instance, in id
+// order, undecoded: for a reader that needs a few fields of a large fleet
+// (the console's instance list) and decodes them into a smaller struct.
+func ScanInstanceValues(tx Tx, fn func(value []byte) error) error {
+	// The records lie by host (records.go), so they are put in id order
+	// here; values are copied, as a Tx's may not outlive its callback.
+	type record struct {
+		id    string
+		value []byte
+	}
+	var all []record
+	collect := func(k string, v []byte) error {
+		if id, ok := IsInstanceKey(k); ok {
+			all = append(all, record{id, append([]byte(nil), v...)})
+		}
+		return nil
+	}
+	if err := tx.Scan(placedPrefix, collect); err != nil {
+		return err
+	}
+	if err := tx.Scan(legacyInstancePrefix, collect); err != nil {
+		return err
+	}
+	slices.SortFunc(all, func(a, b record) int { return strings.Compare(a.id, b.id) })
+	for _, r := range all {
+		if err := fn(r.value); err != nil {
 			return err
 		}
 	}

@@ -75,7 +75,7 @@ func Build(in *imds.Instance) *Tree {
 		userData = &entry{name: "user-data", since: v1_0,
 			node: Node{Kind: UserData, Body: append([]byte(nil), in.UserData...)}}
 	}
-	// The version root lists its directories without the "/" (§0.1).
+	// The version root lists its directories without the "/" (docs/behaviour.md, "The tree").
 	if dynamic != nil {
 		dynamic.label = "dynamic"
 	}
@@ -250,7 +250,7 @@ func interfacesDir(in *imds.Instance) *entry {
 	return dir("macs", macs...)
 }
 
-// interfaceDir renders network/interfaces/macs/<mac>/ (§4.6).
+// interfaceDir renders network/interfaces/macs/<mac>/ (docs/behaviour.md, "The tree").
 func interfaceDir(ni *imds.NetworkInterface) *entry {
 	if ni.MAC == "" {
 		return nil
@@ -416,7 +416,7 @@ func sortedDir(name string, children ...*entry) *entry {
 }
 
 // eventsJSON renders events/maintenance/{scheduled,history}: a JSON array in
-// the UG's layout, "[]" when there are none (§0.1).
+// the UG's layout, "[]" when there are none (docs/behaviour.md, "The tree").
 func eventsJSON(events []imds.MaintenanceEvent) string {
 	if len(events) == 0 {
 		return "[]"
@@ -442,7 +442,7 @@ func eventsJSON(events []imds.MaintenanceEvent) string {
 }
 
 // identityDocument renders dynamic/instance-identity/document in the byte
-// layout of real instances (§4.12): that field order, null for absent values.
+// layout of real instances (docs/behaviour.md, "Identity document"): that field order, null for absent values.
 func identityDocument(in *imds.Instance) []byte {
 	var privateIP string
 	if eth0 := in.Primary(); eth0 != nil && len(eth0.PrivateIPv4s) > 0 {

@@ -131,7 +131,7 @@ type Credentials struct {
 	SecretAccessKey, Token  string
 }
 
-// CredentialsJSON renders c in §4.4's field order (Code, LastUpdated, Type,
+// CredentialsJSON renders c in EC2's field order (docs/behaviour.md, "Credentials") (Code, LastUpdated, Type,
 // AccessKeyId, SecretAccessKey, Token, Expiration). When Code is not
 // "Success" it renders EC2's failure form {Code, Message, LastUpdated}, which
 // SDKs read as an error rather than as empty credentials.
@@ -153,7 +153,7 @@ func CredentialsJSON(c Credentials) []byte {
 	return o.bytes()
 }
 
-// IAMInfoJSON renders iam/info (§4.4). The data plane supplies code and
+// IAMInfoJSON renders iam/info (docs/behaviour.md, "Credentials"). The data plane supplies code and
 // lastUpdated because both follow the credential refresher's state.
 func IAMInfoJSON(code string, lastUpdated time.Time, profileArn, profileID string) []byte {
 	o := newObject("  ")
@@ -164,7 +164,7 @@ func IAMInfoJSON(code string, lastUpdated time.Time, profileArn, profileID strin
 	return o.bytes()
 }
 
-// IdentityCredentialsInfoJSON renders identity-credentials/ec2/info (§4.5).
+// IdentityCredentialsInfoJSON renders identity-credentials/ec2/info (docs/behaviour.md, "Credentials").
 func IdentityCredentialsInfoJSON(lastUpdated time.Time, accountID string) []byte {
 	o := newObject("  ")
 	o.str("Code", "Success")

@@ -10,7 +10,7 @@
 // and hiding the categories newer than the version, so a client pinned to an
 // old build (cloud-init uses 2009-04-04 as a fallback) sees what EC2 shows it.
 //
-// Where the reference (imds-behaviour.md) leaves a question open, the tree
+// Where EC2 (docs/behaviour.md) leaves a question open, the tree
 // makes these choices:
 //   - metrics/vhostmd answers an XML declaration only;
 //   - dynamic/instance-identity/ lists rsa2048, pkcs7, document and signature

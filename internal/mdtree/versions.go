@@ -2,8 +2,8 @@ package mdtree
 
 import "strings"
 
-// rootListing is the body of GET "/" on a current instance (§0.1's 2024
-// capture): every dated build, oldest first, then "latest". It is a constant
+// rootListing is the body of GET "/" on a current instance (as captured
+// on one in 2024; docs/behaviour.md, "The tree"): every dated build, oldest first, then "latest". It is a constant
 // rather than a slice so that no caller can change the list.
 const rootListing = "1.0\n2007-01-19\n2007-03-01\n2007-08-29\n2007-10-10\n2007-12-15\n" +
 	"2008-02-01\n2008-09-01\n2009-04-04\n2011-01-01\n2011-05-01\n2012-01-12\n" +

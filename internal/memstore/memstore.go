@@ -7,7 +7,6 @@ import (
 	"context"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
 )
@@ -15,11 +14,10 @@ import (
 // Store keeps everything in a map guarded by a RWMutex. Update copies
 // nothing: it records writes in a pending set and applies them on commit.
 type Store struct {
-	mu     sync.RWMutex
-	data   map[string][]byte
-	rev    int64
-	feed   *imds.Feed
-	closed bool
+	gate imds.Gate // also guards data and rev: Update enters alone
+	data map[string][]byte
+	rev  int64
+	feed *imds.Feed
 }
 
 // New returns an empty store at revision 0.
@@ -29,27 +27,21 @@ func New() *Store {
 
 // View implements imds.Store.
 func (s *Store) View(ctx context.Context, fn func(imds.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	leave, err := s.gate.Enter(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return imds.ErrClosed
-	}
+	defer leave()
 	return fn(&tx{s: s, readOnly: true})
 }
 
 // Update implements imds.Store.
 func (s *Store) Update(ctx context.Context, fn func(imds.Tx) error) error {
-	if err := ctx.Err(); err != nil {
+	leave, err := s.gate.EnterAlone(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return imds.ErrClosed
-	}
+	defer leave()
 	t := &tx{s: s, pending: map[string]*[]byte{}}
 	if err := fn(t); err != nil {
 		return err
@@ -90,14 +82,10 @@ func (s *Store) WatchPrefixes(ctx context.Context, rev int64, prefixes []string)
 
 // Close implements imds.Store.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return imds.ErrClosed
-	}
-	s.closed = true
-	s.feed.Close()
-	return nil
+	return s.gate.Close(func() error {
+		s.feed.Close()
+		return nil
+	})
 }
 
 type tx struct {

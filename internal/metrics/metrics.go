@@ -1,5 +1,5 @@
-// Package metrics exposes frontdesk's Prometheus metrics and tracks recent
-// IMDSv1 use per instance for `frontdesk compliance`. It is the only package
+// Package metrics exposes frontdesk's Prometheus metrics, among them the
+// fleet's IMDSv1 usage as package usage stores it. It is the only package
 // that imports the Prometheus client library.
 //
 // Every metric lives in the Metrics value's own registry, never the global
@@ -43,6 +43,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/frontdesk-imds/frontdesk/internal/dataplane"
@@ -79,12 +80,11 @@ type Options struct {
 	// as the action label; other names become "_unknown". Empty keeps the
 	// first 64 names seen.
 	ControlPlaneActions []string
-	// Now is the clock for the IMDSv1 usage windows (default time.Now).
+	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
 
-// Metrics holds frontdesk's metrics and the IMDSv1 usage tracker. Its
-// methods are safe for concurrent use.
+// Metrics holds frontdesk's metrics. Its methods are safe for concurrent use.
 type Metrics struct {
 	reg *prometheus.Registry
 	now func() time.Time
@@ -120,6 +120,13 @@ type Metrics struct {
 	cpRequests   *prometheus.CounterVec
 	cpActions    *labelSet
 	cpCodes      *labelSet
+
+	// IMDSv1 usage as stored (package usage).
+	v1Instances   prometheus.Gauge
+	v1Calls       prometheus.Gauge
+	usageObserved prometheus.Gauge
+	usageFlushes  *prometheus.CounterVec
+	usageWritten  prometheus.Counter
 }
 
 // outcomeCount is the number of dataplane.Outcome values, with room to
@@ -155,93 +162,92 @@ func New(opts Options) *Metrics {
 		m.cpActions = newLabelSet(maxFreeLabels, nil, UnknownActionLabel)
 	}
 
-	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "frontdesk_metadata_requests_total",
-		Help: "Metadata requests answered, by HTTP status (none: connection closed without an answer) and IMDS version (none: not established).",
-	}, []string{"status", "imds_version"})
-	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "frontdesk_metadata_request_duration_seconds",
-		Help:    "Time to answer a metadata request, by IMDS version.",
-		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
-	}, []string{"imds_version"})
+	r := registrar{m.reg}
+	m.requests = r.counterVec("frontdesk_metadata_requests_total",
+		"Metadata requests answered, by HTTP status (none: connection closed without an answer) and IMDS version (none: not established).",
+		"status", "imds_version")
+	duration := r.histogramVec("frontdesk_metadata_request_duration_seconds", "Time to answer a metadata request, by IMDS version.",
+		[]float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}, "imds_version")
 	for i, v := range versionLabels {
 		m.duration[i] = duration.WithLabelValues(v)
 	}
-	outcomes := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "frontdesk_metadata_outcomes_total",
-		Help: "Metadata requests by outcome (served, token_issued, unknown_caller, endpoint_disabled, forwarded, bad_token, no_token_rejected, throttled, other).",
-	}, []string{"outcome"})
+	outcomes := r.counterVec("frontdesk_metadata_outcomes_total",
+		"Metadata requests by outcome (served, token_issued, unknown_caller, endpoint_disabled, forwarded, bad_token, no_token_rejected, throttled, other).",
+		"outcome")
 	for i := range m.outcomes {
 		m.outcomes[i] = outcomes.WithLabelValues(dataplane.Outcome(i).String())
 	}
-	m.tokensIssued = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "frontdesk_tokens_issued_total",
-		Help: "IMDSv2 session tokens issued.",
-	})
-	m.unknownCaller = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "frontdesk_unknown_callers_total",
-		Help: "Metadata requests from a source address that belongs to no instance.",
-	})
-	m.noToken = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "frontdesk_metadata_no_token_total",
-		Help: "Tokenless (IMDSv1) metadata requests answered with 200, as EC2's MetadataNoToken. Capped instance_id values, see package doc.",
-	}, []string{"instance_id"})
-	m.noTokenReject = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "frontdesk_metadata_no_token_rejected_total",
-		Help: "Tokenless (IMDSv1) metadata requests refused with 401 because the instance requires tokens, as EC2's MetadataNoTokenRejected.",
-	}, []string{"instance_id"})
-	m.connReject = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "frontdesk_connections_rejected_total",
-		Help: "Data plane connections refused by the per-instance connection cap.",
-	})
+	m.tokensIssued = r.counter("frontdesk_tokens_issued_total", "IMDSv2 session tokens issued.")
+	m.unknownCaller = r.counter("frontdesk_unknown_callers_total", "Metadata requests from a source address that belongs to no instance.")
+	m.noToken = r.counterVec("frontdesk_metadata_no_token_total",
+		"Tokenless (IMDSv1) metadata requests answered with 200, as EC2's MetadataNoToken. Capped instance_id values, see package doc.",
+		"instance_id")
+	m.noTokenReject = r.counterVec("frontdesk_metadata_no_token_rejected_total",
+		"Tokenless (IMDSv1) metadata requests refused with 401 because the instance requires tokens, as EC2's MetadataNoTokenRejected.",
+		"instance_id")
+	m.connReject = r.counter("frontdesk_connections_rejected_total",
+		"Data plane connections closed without an answer: over every bound of the connection Guard (refusals within the bounds are answered 429).")
 
-	m.snapRevision = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "frontdesk_snapshot_revision",
-		Help: "Store revision of the snapshot the data plane serves.",
-	})
-	m.instanceNum = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "frontdesk_instances",
-		Help: "Instances in the snapshot the data plane serves.",
-	})
-	m.applyLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "frontdesk_snapshot_apply_seconds",
-		Help:    "Time from a store change to the data plane serving it.",
-		Buckets: prometheus.ExponentialBuckets(.001, 2.5, 12), // 1 ms .. ~60 s
-	})
-	m.watchLag = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "frontdesk_watch_lag_revisions",
-		Help: "Store revisions the data plane's snapshot is behind the store, as of the last health probe.",
-	})
-	m.reloads = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "frontdesk_store_reloads_total",
-		Help: "Full reloads of the store after the watch history was compacted away (and the first load).",
-	})
-	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "frontdesk_store_errors_total",
-		Help: "Store operations that failed, by operation.",
-	}, []string{"op"})
-	m.credRefresh = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "frontdesk_credential_refreshes_total",
-		Help: "Credential refreshes by role (_identity: instance identity credentials) and outcome (success, failure).",
-	}, []string{"role", "outcome"})
-	m.credExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "frontdesk_credential_expiry_seconds",
-		Help: "Seconds until the cached credentials of a role expire.",
-	}, []string{"role"})
-	m.cpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "frontdesk_controlplane_requests_total",
-		Help: "Control-plane API requests by action and EC2 error code (ok: success).",
-	}, []string{"action", "code"})
+	m.snapRevision = r.gauge("frontdesk_snapshot_revision", "Store revision of the snapshot the data plane serves.")
+	m.instanceNum = r.gauge("frontdesk_instances", "Instances in the snapshot the data plane serves.")
+	m.applyLatency = r.histogram("frontdesk_snapshot_apply_seconds", "Time from a store change to the data plane serving it.",
+		prometheus.ExponentialBuckets(.001, 2.5, 12)) // 1 ms .. ~60 s
+	m.watchLag = r.gauge("frontdesk_watch_lag_revisions",
+		"Store revisions the data plane's snapshot is behind the store, as of the last health probe.")
+	m.reloads = r.counter("frontdesk_store_reloads_total",
+		"Full reloads of the store after the watch history was compacted away (and the first load).")
+	m.storeErrors = r.counterVec("frontdesk_store_errors_total", "Store operations that failed, by operation.", "op")
+	m.credRefresh = r.counterVec("frontdesk_credential_refreshes_total",
+		"Credential refreshes by role (_identity: instance identity credentials) and outcome (success, failure).", "role", "outcome")
+	m.credExpiry = r.gaugeVec("frontdesk_credential_expiry_seconds", "Seconds until the cached credentials of a role expire.", "role")
+	m.cpRequests = r.counterVec("frontdesk_controlplane_requests_total",
+		"Control-plane API requests by action and EC2 error code (ok: success).", "action", "code")
+
+	m.v1Instances = r.gauge("frontdesk_imds_v1_instances",
+		"Instances of the fleet (every node) that made IMDSv1 calls in the last 24 hours, from the stored usage.")
+	m.v1Calls = r.gauge("frontdesk_imds_v1_calls_24h",
+		"IMDSv1 calls of the fleet (every node, answered and refused) in the last 24 hours, from the stored usage.")
+	m.usageObserved = r.gauge("frontdesk_imds_v1_usage_observed_seconds",
+		"How long IMDSv1 usage has been recorded (capped at the retention): a short history proves no instance quiet.")
+	m.usageFlushes = r.counterVec("frontdesk_usage_flushes_total",
+		"Batched writes of this node's IMDSv1 usage to the store, by outcome (success, failure).", "outcome")
+	m.usageWritten = r.counter("frontdesk_usage_calls_written_total",
+		"IMDSv1 calls this node has written to the store's usage records.")
 
 	m.reg.MustRegister(
-		m.requests, duration, outcomes, m.tokensIssued, m.unknownCaller,
-		m.noToken, m.noTokenReject, m.connReject,
-		m.snapRevision, m.instanceNum, m.applyLatency, m.storeErrors, m.watchLag, m.reloads,
-		m.credRefresh, m.credExpiry, m.cpRequests,
-		collectors.NewGoCollector(),
+		// The live heap as of the last GC (go_gc_heap_live_bytes): what a
+		// leak grows, without the garbage that heap_alloc also counts.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(collectors.GoRuntimeMetricsRule{Matcher: liveHeapMetric})),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// registrar makes collectors already registered in reg, one call each.
+type registrar struct{ reg prometheus.Registerer }
+
+func (r registrar) counter(name, help string) prometheus.Counter {
+	return promauto.With(r.reg).NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+func (r registrar) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return promauto.With(r.reg).NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)
+}
+
+func (r registrar) gauge(name, help string) prometheus.Gauge {
+	return promauto.With(r.reg).NewGauge(prometheus.GaugeOpts{Name: name, Help: help})
+}
+
+func (r registrar) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	return promauto.With(r.reg).NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)
+}
+
+func (r registrar) histogram(name, help string, buckets []float64) prometheus.Histogram {
+	return promauto.With(r.reg).NewHistogram(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets})
+}
+
+func (r registrar) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return promauto.With(r.reg).NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, labels)
 }
 
 // Handler serves the registry in the Prometheus exposition formats, for
@@ -342,4 +348,22 @@ func (t tee) Request(r *http.Request, ev *dataplane.RequestEvent) {
 	for _, o := range t {
 		o.Request(r, ev)
 	}
+}
+
+// FleetV1Usage sets the fleet's stored IMDSv1 usage of the last 24 hours:
+// instances with calls, their calls, and how long usage has been observed.
+func (m *Metrics) FleetV1Usage(instances int, calls int64, observed time.Duration) {
+	m.v1Instances.Set(float64(instances))
+	m.v1Calls.Set(float64(calls))
+	m.usageObserved.Set(observed.Seconds())
+}
+
+// UsageFlush counts one batched write of IMDSv1 usage that wrote calls.
+func (m *Metrics) UsageFlush(calls int64, err error) {
+	m.usageWritten.Add(float64(calls))
+	outcome := "success"
+	if err != nil {
+		outcome = "failure"
+	}
+	m.usageFlushes.WithLabelValues(outcome).Inc()
 }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -198,12 +199,6 @@ func TestScrapeAfterSyntheticEvents(t *testing.T) {
 			t.Error("i-3 made only IMDSv2 calls but has a no_token series")
 		}
 	})
-	t.Run("tokenless_404_is_not_no_token_but_is_v1_usage", func(t *testing.T) {
-		u := m.V1Usage(time.Hour)
-		if len(u) != 2 || u[0].InstanceID != "i-1" || u[0].Calls != 3 || u[1].InstanceID != "i-2" || u[1].Rejected != 1 || u[1].Calls != 0 {
-			t.Errorf("V1Usage = %+v", u)
-		}
-	})
 	t.Run("runtime_collectors_registered", func(t *testing.T) {
 		if _, ok := fams["go_goroutines"]; !ok {
 			t.Error("go_goroutines missing")
@@ -239,11 +234,6 @@ func TestInstanceSeriesCap(t *testing.T) {
 			t.Errorf("%d series, want 3", n)
 		}
 	})
-	t.Run("usage_is_tracked_past_the_cap", func(t *testing.T) {
-		if u := m.V1Usage(time.Hour); len(u) != 4 {
-			t.Errorf("V1Usage has %d instances, want 4: %+v", len(u), u)
-		}
-	})
 }
 
 func TestForgetInstance(t *testing.T) {
@@ -264,13 +254,6 @@ func TestForgetInstance(t *testing.T) {
 			t.Error("i-2 was deleted too")
 		}
 	})
-	t.Run("usage_of_forgotten_instance_is_dropped", func(t *testing.T) {
-		for _, u := range m.V1Usage(time.Hour) {
-			if u.InstanceID == "i-1" {
-				t.Errorf("i-1 still in V1Usage: %+v", u)
-			}
-		}
-	})
 	t.Run("freed_slot_goes_to_the_next_new_instance", func(t *testing.T) {
 		event{id: "i-4", version: 1, status: 200, outcome: dataplane.OutcomeServed, path: "/"}.send(m)
 		fams := scrape(t, m)
@@ -283,9 +266,6 @@ func TestForgetInstance(t *testing.T) {
 		fams := scrape(t, m)
 		if _, ok := value(fams, "frontdesk_metadata_no_token_total", "instance_id", "i-2"); ok {
 			t.Error("i-2 still exported")
-		}
-		if u := m.V1Usage(time.Hour); len(u) != 1 || u[0].InstanceID != "i-4" {
-			t.Errorf("V1Usage = %+v, want only i-4", u)
 		}
 	})
 }
@@ -353,7 +333,6 @@ func TestRequestIsSafeForConcurrentUse(t *testing.T) {
 				event{id: id, version: 1 + i%2, status: 200, outcome: dataplane.OutcomeServed, path: "/"}.send(m)
 				if i%50 == 0 {
 					m.ForgetInstance(id)
-					_ = m.V1Usage(time.Hour)
 				}
 			}
 		})
@@ -400,4 +379,28 @@ func BenchmarkRequestV2ServedParallel(b *testing.B) {
 			m.Request(r, ev)
 		}
 	})
+}
+
+func TestFleetUsageAndFlushMetrics(t *testing.T) {
+	m := New(Options{})
+	m.FleetV1Usage(7, 420, 90*time.Minute)
+	m.UsageFlush(12, nil)
+	m.UsageFlush(3, errors.New("store unavailable"))
+	fams := scrape(t, m)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"frontdesk_imds_v1_instances", nil, 7},
+		{"frontdesk_imds_v1_calls_24h", nil, 420},
+		{"frontdesk_imds_v1_usage_observed_seconds", nil, 5400},
+		{"frontdesk_usage_flushes_total", []string{"outcome", "success"}, 1},
+		{"frontdesk_usage_flushes_total", []string{"outcome", "failure"}, 1},
+		{"frontdesk_usage_calls_written_total", nil, 15},
+	} {
+		if got, ok := value(fams, c.name, c.labels...); !ok || got != c.want {
+			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
 }

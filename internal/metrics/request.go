@@ -14,7 +14,6 @@ type instance struct {
 	labelled bool // exported under its own instance_id, not "_other"
 	noToken  prometheus.Counter
 	rejected prometheus.Counter
-	usage    usage
 }
 
 // Request records one answered metadata request; it implements
@@ -24,9 +23,10 @@ type instance struct {
 //
 // frontdesk_metadata_no_token_total counts tokenless requests answered with
 // 200, because EC2's MetadataNoToken counts calls that "successfully
-// reached" IMDS; a tokenless 404 is not counted there (imds-behaviour.md
-// §5.6 leaves it open), but it is counted by V1Usage, since that call too
-// would break once tokens are required. HEAD requests answered with 200
+// reached" IMDS; a tokenless 404 is not counted there (EC2's documentation
+// leaves it open; docs/behaviour.md, "IMDSv1 usage"). Durable IMDSv1 usage
+// per instance, which does count it, is kept by package usage. HEAD
+// requests answered with 200
 // count like GETs.
 func (m *Metrics) Request(r *http.Request, ev *dataplane.RequestEvent) {
 	v := ev.IMDSVersion
@@ -70,7 +70,7 @@ func (m *Metrics) requestCounter(version, status int) prometheus.Counter {
 	return c
 }
 
-func (m *Metrics) tokenless(r *http.Request, ev *dataplane.RequestEvent) {
+func (m *Metrics) tokenless(_ *http.Request, ev *dataplane.RequestEvent) {
 	in := m.instance(ev.InstanceID)
 	rejected := ev.Outcome == dataplane.OutcomeNoTokenRejected
 	switch {
@@ -79,20 +79,6 @@ func (m *Metrics) tokenless(r *http.Request, ev *dataplane.RequestEvent) {
 	case ev.Outcome == dataplane.OutcomeServed && ev.Status == http.StatusOK:
 		in.noToken.Inc()
 	}
-	t := ev.Start
-	if t.IsZero() {
-		t = m.now()
-	}
-	var path, ua string
-	if r != nil {
-		if r.URL != nil {
-			path = r.URL.Path
-		}
-		if v := r.Header["User-Agent"]; len(v) > 0 {
-			ua = v[0]
-		}
-	}
-	in.usage.add(t, rejected, path, ua)
 }
 
 // instance returns id's state, creating it (and its series) on first use.

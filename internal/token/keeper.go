@@ -299,3 +299,14 @@ func newestCreated(keys []key) time.Time {
 	}
 	return t
 }
+
+// Mint mints with the current ring, so a rotation takes effect at once. With
+// Verify it makes a Keeper the data plane's token source.
+func (k *Keeper) Mint(instanceID string, generation uint64, ttl time.Duration, now time.Time) (string, time.Time, error) {
+	return k.Ring().Mint(instanceID, generation, ttl, now)
+}
+
+// Verify verifies with the current ring.
+func (k *Keeper) Verify(token, instanceID string, generation uint64, now time.Time) (time.Duration, error) {
+	return k.Ring().Verify(token, instanceID, generation, now)
+}

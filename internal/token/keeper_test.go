@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/frontdesk-imds/frontdesk/internal/imds"
@@ -268,37 +269,42 @@ func (s *countingStore) Update(ctx context.Context, fn func(imds.Tx) error) erro
 }
 
 func TestRunRotatesWhenDueAndStopsWithContext(t *testing.T) {
-	s := &countingStore{Store: newStore(t)}
-	c := &clock{t: epoch}
-	k := NewKeeper(s, KeeperOptions{Now: c.Now, CheckEvery: time.Millisecond})
-	if err := k.Load(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- k.Run(ctx) }()
+	synctest.Test(t, func(t *testing.T) {
+		s := &countingStore{Store: newStore(t)}
+		c := &clock{t: epoch}
+		k := NewKeeper(s, KeeperOptions{Now: c.Now, CheckEvery: time.Millisecond})
+		if err := k.Load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- k.Run(ctx) }()
 
-	time.Sleep(20 * time.Millisecond)
-	if n := s.updates.Load(); n != 1 {
-		t.Fatalf("idle checks wrote to the store: %d updates, want only Load's", n)
-	}
-	c.Add(24 * time.Hour)
-	deadline := time.Now().Add(5 * time.Second)
-	for k.Ring().Len() != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not rotate a due key")
+		// In the bubble the sleep is twenty idle checks, all of them done
+		// when it returns.
+		time.Sleep(20 * time.Millisecond)
+		synctest.Wait()
+		if n := s.updates.Load(); n != 1 {
+			t.Fatalf("idle checks wrote to the store: %d updates, want only Load's", n)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run returned %v", err)
+		c.Add(24 * time.Hour)
+		deadline := time.Now().Add(5 * time.Second)
+		for k.Ring().Len() != 2 {
+			if time.Now().After(deadline) {
+				t.Fatal("Run did not rotate a due key")
+			}
+			time.Sleep(time.Millisecond)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not stop")
-	}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run returned %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not stop")
+		}
+	})
 }
 
 func TestLoadReportsStoreErrors(t *testing.T) {

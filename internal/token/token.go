@@ -1,5 +1,5 @@
 // Package token mints and verifies IMDSv2 session tokens without keeping any
-// per-token state (architecture principle 3).
+// per-token state: a token carries everything needed to check it.
 //
 // A token is sealed with an HMAC over its own header, the key id, its expiry,
 // a random nonce, and two values that are not in the token at all: the
@@ -9,7 +9,7 @@
 // ring, which lives in the Store: tokens survive restarts, verify on every
 // replica, and keep verifying across key rotation while inside their TTL.
 //
-// The wire form copies real EC2's shape (§2.1 of imds-behaviour.md): 40 bytes,
+// The wire form copies real EC2's shape (docs/behaviour.md, "Tokens"): 40 bytes,
 // URL-safe base64 with padding, 56 characters, beginning 01 00:
 //
 //	offset  size  field
@@ -45,7 +45,7 @@ const (
 	secretLen  = 32
 )
 
-// MaxTTL is the longest lifetime IMDS grants (21600 s, §2.1). A key is kept
+// MaxTTL is the longest lifetime IMDS grants (21600 s, docs/behaviour.md "Tokens"). A key is kept
 // at least this long after it stops minting, so no token outlives its key.
 const MaxTTL = 21600 * time.Second
 

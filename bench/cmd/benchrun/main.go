@@ -56,6 +56,11 @@ type options struct {
 	// seedDir, when set, only seeds the first -scales size there and exits.
 	seedDir string
 	args    []string
+	// The hostile-guest and churn measurements (bounds.go): flood clients
+	// making floodEach requests each, churn instances per cycle for
+	// churnCycles cycles; 0 skips. boundsOnly runs only these.
+	flood, floodEach, churn, churnCycles int
+	boundsOnly                           bool
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -79,6 +84,11 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&noGoBench, "no-gobench", false, "skip the Go micro-benchmarks")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, data, daemon logs)")
 	fs.BoolVar(&o.noThroughput, "no-throughput", false, "skip the comparison with the baseline (measure only the fleet sizes and Go benchmarks)")
+	fs.IntVar(&o.flood, "flood", 1024, "concurrent clients of one instance for the hostile-guest row (0: skip)")
+	fs.IntVar(&o.floodEach, "flood-each", 8, "requests per flood client")
+	fs.IntVar(&o.churn, "churn", 200, "instances per churn cycle (0: skip)")
+	fs.IntVar(&o.churnCycles, "churn-cycles", 10, "churn cycles")
+	fs.BoolVar(&o.boundsOnly, "bounds-only", false, "run only the hostile-guest and churn measurements and rewrite only their section")
 	fs.StringVar(&o.seedDir, "seed", "", "only seed the first -scales size of instances into this directory, for `frontdesk serve --data-dir` (profiling), and exit")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -109,6 +119,18 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		}
 		if !set["changes"] {
 			o.changes = 10
+		}
+		if !set["flood"] {
+			o.flood = 16
+		}
+		if !set["flood-each"] {
+			o.floodEach = 4
+		}
+		if !set["churn"] {
+			o.churn = 5
+		}
+		if !set["churn-cycles"] {
+			o.churnCycles = 1
 		}
 		o.goBench = goBench
 	}
@@ -185,6 +207,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	rep := &report{Started: time.Now(), Machine: describeMachine(), Command: command(o), Opts: o, LoadBefore: loadAverage()}
+	var flood *floodResult
+	var churn *churnResult
+	if o.flood > 0 {
+		logf("flood: %d clients of one instance", o.flood)
+		f, err := runFlood(ctx, fdBin, tmp, o.flood, o.floodEach)
+		if err != nil {
+			return fmt.Errorf("flood: %w", err)
+		}
+		flood = &f
+		logf("  200: %d, 429: %d, other: %d, transport errors: %d in %s", f.OK, f.Throttled, f.Other, f.Errors, f.Elapsed.Round(time.Millisecond))
+	}
+	if o.churn > 0 {
+		logf("churn: %d cycles of %d instances", o.churnCycles, o.churn)
+		c, err := runChurn(ctx, fdBin, tmp, o.churn, o.churnCycles, logf)
+		if err != nil {
+			return fmt.Errorf("churn: %w", err)
+		}
+		churn = &c
+	}
+	boundsMD := boundsMarkdown(rep.Started, rep.Machine, rep.Command, flood, churn)
+	fmt.Fprintln(stdout, boundsMD)
+	if flood != nil && (flood.Errors > 0 || flood.Other > 0) {
+		return fmt.Errorf("flood: %d transport errors and %d other statuses (first: %s): %s not written", flood.Errors, flood.Other, flood.FirstError, orNone(o.out))
+	}
+	if o.boundsOnly {
+		if o.out != "" {
+			path := o.out
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(root, path)
+			}
+			if err := writeBounds(path, boundsMD); err != nil {
+				return err
+			}
+			logf("wrote the bounds section of %s", path)
+		}
+		return nil
+	}
 	if !o.noThroughput {
 		if rep.Workloads, err = throughput(ctx, o, fdBin, blBin, tmp, logf); err != nil {
 			return err
@@ -228,6 +287,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		if err := writeReport(path, rep); err != nil {
 			return err
+		}
+		if flood != nil || churn != nil {
+			if err := writeBounds(path, boundsMD); err != nil {
+				return err
+			}
 		}
 		logf("wrote %s", path)
 	}

@@ -161,17 +161,10 @@ func BenchmarkFollowerChange(b *testing.B) {
 	b.ReportMetric(float64(pct(lat, 0.99))/1e6, "p99-ms")
 }
 
-// benchCredentialTargets is serve's credentialTargets (cmd/frontdesk, not
-// importable): the identity target and the role target of every instance.
+// benchCredentialTargets is what the daemon's credentials.Tracker sets after
+// a full load: the role target of every instance.
 func benchCredentialTargets(s *dataplane.Snapshot) []credentials.Target {
-	ts := make([]credentials.Target, 0, 2*s.Len())
-	s.Each(func(g *dataplane.Guest) {
-		in := g.Instance
-		ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID})
-		if p := in.IAMInstanceProfile; p != nil && p.Role != "" {
-			ts = append(ts, credentials.Target{InstanceID: in.InstanceID, AccountID: in.AccountID, Role: p.Role,
-				RoleArn: "arn:aws:iam::" + in.AccountID + ":role/" + p.Role})
-		}
-	})
+	ts := make([]credentials.Target, 0, s.Len())
+	s.EachInstance(func(in *imds.Instance) { ts = credentials.TargetsOf(in, ts) })
 	return ts
 }

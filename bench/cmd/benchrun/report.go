@@ -314,7 +314,8 @@ on the same machine, and how it behaves with large fleets. Run it yourself:
     go run ./bench/cmd/benchrun -smoke     # a few seconds; what CI runs (go test ./bench/...)
 
 Flags: -duration, -warmup, -concurrency, -scales, -changes, -no-gobench, -no-throughput, -keep, -out;
--seed DIR only seeds a store for profiling.
+-seed DIR only seeds a store for profiling; -flood, -churn, -churn-cycles size the hostile-guest and
+churn section, and -bounds-only runs (and rewrites) that section alone (about 2 minutes).
 The harness lives in bench/ (bench/loadgen is the load generator, bench/cmd/baseline
 the baseline server, bench/cmd/benchrun the driver).
 

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/frontdesk-imds/frontdesk/bench/loadgen"
+	"github.com/frontdesk-imds/frontdesk/internal/apiclient"
 )
 
 // scaleResult is what one fleet size measured.
@@ -117,7 +118,7 @@ func runScale(ctx context.Context, o options, bin, tmp string, n int, log func(s
 	}
 	log("  GET p99 %s (1 client), %.0f req/s (%d clients)", ms(r.GET1.P99), r.GETMany.ReqPerSec, many)
 
-	client, err := ec2Client(filepath.Join(dir, "admin.credentials"), apiURL)
+	client, err := ec2Client(filepath.Join(dir, apiclient.AdminCredentialsFile), apiURL)
 	if err != nil {
 		return r, err
 	}

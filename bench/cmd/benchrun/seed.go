@@ -98,7 +98,7 @@ func seed(ctx context.Context, dataDir string, n int) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	st, err := bolt.Open(filepath.Join(dataDir, "frontdesk.db"), bolt.Options{})
+	st, err := bolt.Open(filepath.Join(dataDir, bolt.FileName), bolt.Options{})
 	if err != nil {
 		return fmt.Errorf("open the store: %w", err)
 	}
