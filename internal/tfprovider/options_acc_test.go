@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-testing/compare"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
@@ -17,7 +18,7 @@ import (
 )
 
 // TestAccInstanceOptionalArguments covers the arguments the lifecycle test
-// leaves alone: IPv6 addresses, an explicit subnet, base64 user data, an
+// leaves alone: IPv6 addresses, a subnet made by frontdesk_vpc and frontdesk_subnet, base64 user data, an
 // instance first launched without a metadata_options block (the block
 // added later is an in-place update), and tags removed altogether.
 func TestAccInstanceOptionalArguments(t *testing.T) {
@@ -29,16 +30,30 @@ func TestAccInstanceOptionalArguments(t *testing.T) {
 	ud64 := base64.StdEncoding.EncodeToString(userData)
 	config := func(block, tags string) string {
 		return d.providerBlock() + fmt.Sprintf(`
+resource "frontdesk_vpc" "v" {
+  cidr_block = "127.0.0.0/24"
+}
+
+resource "frontdesk_subnet" "s" {
+  vpc_id     = frontdesk_vpc.v.id
+  cidr_block = "127.0.0.0/26"
+}
+
+resource "frontdesk_instance" "in_subnet" {
+  ami        = %q
+  private_ip = "127.0.0.62"
+  subnet_id  = frontdesk_subnet.s.id
+}
+
 resource "frontdesk_instance" "v6" {
   ami              = %q
   private_ip       = %q
   ipv6_addresses   = ["::1"]
-  subnet_id        = "subnet-0123456789abcdef0"
   user_data_base64 = %q
 %s
 %s
 }
-`, ami, addr, ud64, tags, block)
+`, ami, ami, addr, ud64, tags, block)
 	}
 	var id string
 	resource.Test(t, resource.TestCase{
@@ -48,7 +63,7 @@ resource "frontdesk_instance" "v6" {
 				Config: config("", `  tags = { Name = "v6" }`),
 				ConfigStateChecks: []statecheck.StateCheck{
 					statecheck.ExpectKnownValue(res, tfjsonpath.New("ipv6_addresses"), knownvalue.ListExact([]knownvalue.Check{knownvalue.StringExact("::1")})),
-					statecheck.ExpectKnownValue(res, tfjsonpath.New("subnet_id"), knownvalue.StringExact("subnet-0123456789abcdef0")),
+					statecheck.CompareValuePairs("frontdesk_instance.in_subnet", tfjsonpath.New("subnet_id"), "frontdesk_subnet.s", tfjsonpath.New("id"), compare.ValuesSame()),
 					statecheck.ExpectKnownValue(res, tfjsonpath.New("metadata_options"), knownvalue.ListSizeExact(0)),
 					statecheck.ExpectKnownValue(res, tfjsonpath.New("host_id"), knownvalue.Null()),
 				},
