@@ -18,7 +18,7 @@ import (
 )
 
 // TestAccInstanceOptionalArguments covers the arguments the lifecycle test
-// leaves alone: IPv6 addresses, an explicit subnet, base64 user data, an
+// leaves alone: IPv6 addresses, a subnet made by frontdesk_vpc and frontdesk_subnet, base64 user data, an
 // instance first launched without a metadata_options block (the block
 // added later is an in-place update), and tags removed altogether.
 func TestAccInstanceOptionalArguments(t *testing.T) {
@@ -31,16 +31,14 @@ func TestAccInstanceOptionalArguments(t *testing.T) {
 	config := func(block, tags string) string {
 		return d.providerBlock() + fmt.Sprintf(`
 resource "frontdesk_vpc" "v" {
-  cidr_block = "127.0.0.0/16"
+  cidr_block = "127.0.0.0/24"
 }
 
 resource "frontdesk_subnet" "s" {
   vpc_id     = frontdesk_vpc.v.id
-  cidr_block = "127.0.0.0/24"
+  cidr_block = "127.0.0.0/26"
 }
 
-# The provider's subnets have no IPv6 block, so the instance with IPv6
-# addresses stays outside; a second one is launched into the subnet.
 resource "frontdesk_instance" "in_subnet" {
   ami        = %q
   private_ip = "127.0.0.62"

@@ -61,7 +61,7 @@ type churnResult struct {
 // flags, a token reused, a new connection per request) make each requests.
 func runFlood(ctx context.Context, bin, tmp string, clients, each int) (floodResult, error) {
 	r := floodResult{Clients: clients, Each: each}
-	p, err := start(ctx, bin, []string{"serve", "--demo", "--store", "memory", "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--log-level", "warn"},
+	p, err := start(ctx, bin, []string{"serve", "--demo", "--store", "memory", "--data-dir", filepath.Join(tmp, "flood-data"), "--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--log-level", "warn"},
 		filepath.Join(tmp, "frontdesk-flood.log"), 60*time.Second)
 	if err != nil {
 		return r, err
