@@ -16,6 +16,7 @@ func TestExtensionActionsAreTheServers(t *testing.T) {
 		ActionSendRebalanceRecommendation, ActionCancelRebalanceRecommendation,
 		ActionCreateMaintenanceEvent, ActionCompleteMaintenanceEvent, ActionCancelMaintenanceEvent,
 		ActionSetTargetLifecycleState, ActionDescribeImdsUsage,
+		ActionImportInstances, ActionExportInstances,
 	}
 	server := controlplane.Actions()
 	for _, a := range client {

@@ -4,14 +4,12 @@ import (
 	"context"
 	"net/url"
 	"strconv"
-
-	"github.com/frontdesk-imds/frontdesk/internal/controlplane"
 )
 
 // Names of the inventory actions (EXTENSIONS.md).
 const (
-	ActionImportInstances = controlplane.ActionImportInstances
-	ActionExportInstances = controlplane.ActionExportInstances
+	ActionImportInstances = "FrontdeskImportInstances"
+	ActionExportInstances = "FrontdeskExportInstances"
 )
 
 // ImportLine is one run-instances JSON object and its line in the input,

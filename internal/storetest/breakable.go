@@ -14,7 +14,7 @@ var ErrBroken = errors.New("storetest: store unavailable")
 
 // Breakable wraps a store so that a test can take it away and bring it
 // back, as a network partition from etcd would: while broken, View, Update
-// and Watch fail with ErrBroken, and Break ends every running watch with
+// and the watches fail with ErrBroken, and Break ends every running watch with
 // the error it is given (imds.ErrCompacted to force a full reload).
 type Breakable struct {
 	imds.Store
@@ -76,11 +76,21 @@ func (b *Breakable) Update(ctx context.Context, fn func(imds.Tx) error) error {
 
 // Watch implements imds.Store: the wrapped store's batches, until Break.
 func (b *Breakable) Watch(ctx context.Context, rev int64) (<-chan imds.Batch, error) {
+	return b.watch(ctx, func(ctx context.Context) (<-chan imds.Batch, error) { return b.Store.Watch(ctx, rev) })
+}
+
+// WatchPrefixes implements imds.Store: the wrapped store's batches, until
+// Break.
+func (b *Breakable) WatchPrefixes(ctx context.Context, rev int64, prefixes []string) (<-chan imds.Batch, error) {
+	return b.watch(ctx, func(ctx context.Context) (<-chan imds.Batch, error) { return b.Store.WatchPrefixes(ctx, rev, prefixes) })
+}
+
+func (b *Breakable) watch(ctx context.Context, open func(context.Context) (<-chan imds.Batch, error)) (<-chan imds.Batch, error) {
 	if b.refuse() {
 		return nil, ErrBroken
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	in, err := b.Store.Watch(wctx, rev)
+	in, err := open(wctx)
 	if err != nil {
 		cancel()
 		return nil, err
