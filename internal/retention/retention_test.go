@@ -71,7 +71,7 @@ func seed(t *testing.T, st imds.Store, n int, terminatedAt time.Time) []string {
 func stored(t *testing.T, st imds.Store) (instances, others int) {
 	t.Helper()
 	err := st.View(context.Background(), func(tx imds.Tx) error {
-		if err := tx.Scan(imds.InstanceKey(""), func(string, []byte) error { instances++; return nil }); err != nil {
+		if err := imds.ListInstances(tx, func(*imds.Instance) error { instances++; return nil }); err != nil {
 			return err
 		}
 		return tx.Scan("usage-test/", func(string, []byte) error { others++; return nil })
