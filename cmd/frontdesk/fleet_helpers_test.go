@@ -137,6 +137,24 @@ func (g *fleetGuest) mustToken(ctx context.Context, tb testing.TB, base string, 
 	return tok
 }
 
+// waitToken polls the data plane at base for a token until it serves the
+// instance at g (a node follows the store a moment behind the control
+// plane), and fails the test after within.
+func (g *fleetGuest) waitToken(ctx context.Context, tb testing.TB, base string, ttl int, within time.Duration) string {
+	tb.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		tok, err := g.token(ctx, base, ttl)
+		if err == nil {
+			return tok
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			tb.Fatalf("token from %s within %s: %v", base, within, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // waitStatus polls path on the data plane at base until it answers want,
 // and fails the test with the last answer after within.
 func (g *fleetGuest) waitStatus(ctx context.Context, tb testing.TB, base, path, token string, want int, within time.Duration) string {

@@ -112,7 +112,7 @@ func TestUsageMergedAcrossFleetNodes(t *testing.T) {
 	// IMDSv2 while waiting for both nodes to serve the instance, so that
 	// only the calls below are IMDSv1.
 	for _, n := range []*fleetNode{a, b} {
-		tok := g.mustToken(ctx, t, n.dataURL, 60)
+		tok := g.waitToken(ctx, t, n.dataURL, 60, 10*time.Second)
 		g.waitStatus(ctx, t, n.dataURL, "/latest/meta-data/instance-id", tok, http.StatusOK, 10*time.Second)
 	}
 	v1Calls(ctx, t, g, a.dataURL, "from-node-a/1", 2)
