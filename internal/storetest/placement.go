@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -340,6 +341,27 @@ func (s suite) migrateLayout(t *testing.T) {
 	if c := count(); c != n {
 		t.Fatalf("ListInstances before migration = %d, want %d", c, n)
 	}
+	// The raw values read by the console: every instance, in id order, in
+	// either layout.
+	valuesInIDOrder := func(when string) {
+		t.Helper()
+		var ids []string
+		mustView(t, st, func(tx imds.Tx) error {
+			ids = ids[:0]
+			return imds.ScanInstanceValues(tx, func(v []byte) error {
+				in, err := imds.DecodeInstance(v)
+				if err != nil {
+					return err
+				}
+				ids = append(ids, in.InstanceID)
+				return nil
+			})
+		})
+		if len(ids) != n || !slices.IsSorted(ids) {
+			t.Fatalf("ScanInstanceValues %s: %d ids, sorted %v; want %d in id order", when, len(ids), slices.IsSorted(ids), n)
+		}
+	}
+	valuesInIDOrder("before migration")
 	probe := NewInstance(t, 2).InstanceID
 	mustView(t, st, func(tx imds.Tx) error {
 		in, err := imds.GetInstance(tx, probe)
@@ -358,6 +380,7 @@ func (s suite) migrateLayout(t *testing.T) {
 	if c := count(); c != n {
 		t.Fatalf("ListInstances after migration = %d, want %d", c, n)
 	}
+	valuesInIDOrder("after migration")
 	if ids := hostIDs(t, st, "host-a"); len(ids) != 14 {
 		t.Fatalf("host-a after migration holds %d, want 14", len(ids))
 	}
