@@ -223,7 +223,10 @@ func (n *node) startCredentials(context.Context) error {
 }
 
 // startDataPlane loads the store into the first snapshot and builds the
-// IPv4 and IPv6 handlers, which share the tree cache and the rate budgets.
+// IPv4 and IPv6 handlers, which share the tree cache, the rate budgets and
+// the wait for instances a source is about to write. Each new snapshot is
+// handed to a credentials.Tracker, whose goroutine keeps the credential
+// targets in step and releases what removed instances held (releaser).
 func (n *node) startDataPlane(ctx context.Context) error {
 	mx := n.metrics
 	n.waits = newPending(mx)
