@@ -222,9 +222,10 @@ func (n *node) startCredentials(context.Context) error {
 	return nil
 }
 
-// startDataPlane loads the store into the first snapshot and builds the
-// IPv4 and IPv6 handlers, which share the tree cache, the rate budgets and
-// the wait for instances a source is about to write. Each new snapshot is
+// startDataPlane loads the node's key ranges of the store (nodePrefixes)
+// into the first snapshot and builds the IPv4 and IPv6 handlers, which
+// share the tree cache, the rate budgets and the wait for instances a
+// source is about to write. Each new snapshot is
 // handed to a credentials.Tracker, whose goroutine keeps the credential
 // targets in step and releases what removed instances held (releaser).
 func (n *node) startDataPlane(ctx context.Context) error {
