@@ -248,6 +248,23 @@ func (s *Server) Forget(ctx context.Context, id string) error {
 	})
 }
 
+// HostInstances returns the instances placed on hostID ("": unplaced
+// ones) that keep accepts (all of them when keep is nil), read in one
+// transaction from that host's key range only.
+func (s *Server) HostInstances(ctx context.Context, hostID string, keep func(*imds.Instance) bool) ([]*imds.Instance, error) {
+	var out []*imds.Instance
+	err := s.store.View(ctx, func(tx imds.Tx) error {
+		out = out[:0]
+		return imds.ListHostInstances(tx, hostID, func(in *imds.Instance) error {
+			if keep == nil || keep(in) {
+				out = append(out, in)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
 // Instances returns the stored instances keep accepts (every instance when
 // keep is nil), read in one transaction.
 func (s *Server) Instances(ctx context.Context, keep func(*imds.Instance) bool) ([]*imds.Instance, error) {

@@ -36,7 +36,8 @@ type Sink interface {
 	Launch(ctx context.Context, li controlplane.LaunchInput) (*imds.Instance, error)
 	Terminate(ctx context.Context, id string) error
 	Forget(ctx context.Context, id string) error
-	Instances(ctx context.Context, keep func(*imds.Instance) bool) ([]*imds.Instance, error)
+	// HostInstances reads only the instances placed on one host.
+	HostInstances(ctx context.Context, hostID string, keep func(*imds.Instance) bool) ([]*imds.Instance, error)
 }
 
 // Signals tells the data plane what is about to appear, so that a container
@@ -448,8 +449,8 @@ func (s *Source) retireStaleHolders(ctx context.Context, pl plan) {
 	for _, a := range pl.addrs {
 		want[a.String()] = true
 	}
-	ins, err := s.sink.Instances(ctx, func(in *imds.Instance) bool {
-		if !in.Live() || in.InstanceID == pl.instanceID || in.Placement.HostID != s.opts.HostID {
+	ins, err := s.sink.HostInstances(ctx, s.opts.HostID, func(in *imds.Instance) bool {
+		if !in.Live() || in.InstanceID == pl.instanceID {
 			return false
 		}
 		if _, ok := in.TagValue(TagContainerID); !ok {
@@ -518,9 +519,9 @@ func (s *Source) Reconcile(ctx context.Context) error {
 	}
 	// Only this host's containers: in fleet mode other nodes follow
 	// their own daemons.
-	stored, err := s.sink.Instances(ctx, func(in *imds.Instance) bool {
+	stored, err := s.sink.HostInstances(ctx, s.opts.HostID, func(in *imds.Instance) bool {
 		_, ok := in.TagValue(TagContainerID)
-		return ok && in.Placement.HostID == s.opts.HostID
+		return ok
 	})
 	if err != nil {
 		return fmt.Errorf("docker: read instances: %w", err)

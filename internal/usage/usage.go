@@ -476,22 +476,37 @@ func (t *Tracker) Prune(ctx context.Context) error {
 	}
 	var fixes []fix
 	err := t.store.View(ctx, func(tx imds.Tx) error {
-		live := map[string]bool{}
-		if err := imds.ListInstances(tx, func(in *imds.Instance) error {
-			// A terminated instance has no caller left to break: its
-			// usage goes now, before the instance itself is purged.
-			live[in.InstanceID] = in.Live()
+		var records []*imds.UsageRecord
+		if err := imds.ScanUsage(tx, "", func(r *imds.UsageRecord) error {
+			records = append(records, r)
 			return nil
 		}); err != nil {
 			return err
 		}
-		return imds.ScanUsage(tx, "", func(r *imds.UsageRecord) error {
+		// Only the instances with usage are read, by id: in a large fleet
+		// that is far fewer keys than every instance.
+		live := map[string]bool{}
+		for _, r := range records {
+			if _, ok := live[r.InstanceID]; ok {
+				continue
+			}
+			in, err := imds.GetInstance(tx, r.InstanceID)
+			switch {
+			case errors.Is(err, imds.ErrNotFound):
+				live[r.InstanceID] = false
+			case err != nil:
+				return err
+			default:
+				live[r.InstanceID] = in.Live()
+			}
+		}
+		for _, r := range records {
 			if !live[r.InstanceID] {
 				fixes = append(fixes, fix{id: r.InstanceID, node: r.Node})
-				return nil
+				continue
 			}
 			if len(r.Hours) > 0 && r.Hours[0].Hour >= oldest {
-				return nil
+				continue
 			}
 			kept := r.Hours[:0]
 			for _, h := range r.Hours {
@@ -501,13 +516,13 @@ func (t *Tracker) Prune(ctx context.Context) error {
 			}
 			if len(kept) == 0 {
 				fixes = append(fixes, fix{id: r.InstanceID, node: r.Node})
-				return nil
+				continue
 			}
 			r.Hours = kept
 			r.Since = hourTime(oldest)
 			fixes = append(fixes, fix{id: r.InstanceID, node: r.Node, keep: r})
-			return nil
-		})
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("prune usage: %w", err)

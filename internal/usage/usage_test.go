@@ -259,7 +259,7 @@ func TestFlushCostIsBoundedWhateverTheGuestsDo(t *testing.T) {
 }
 
 func TestTerminatedInstanceUsageIsPruned(t *testing.T) {
-	st, ids := storeWith(t, 1, 2)
+	st, ids := storeWith(t, 1, 2, 3)
 	c := newClock()
 	tr := usage.New(st, usage.Options{Node: "n1", Now: c.now})
 	for _, id := range ids {
@@ -274,7 +274,11 @@ func TestTerminatedInstanceUsageIsPruned(t *testing.T) {
 			return err
 		}
 		in.State = imds.StateTerminated
-		return imds.PutInstance(tx, in)
+		if err := imds.PutInstance(tx, in); err != nil {
+			return err
+		}
+		// Gone from the store altogether, its usage records left behind.
+		return imds.DeleteInstance(tx, ids[2])
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -284,6 +288,15 @@ func TestTerminatedInstanceUsageIsPruned(t *testing.T) {
 	r := report(t, tr, time.Hour)
 	if _, ok := r.Get(ids[0]); ok {
 		t.Errorf("terminated %s still has usage after a prune", ids[0])
+	}
+	var left int
+	if err := st.View(t.Context(), func(tx imds.Tx) error {
+		return imds.ScanUsage(tx, ids[2], func(*imds.UsageRecord) error { left++; return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Errorf("deleted %s still has %d usage records after a prune", ids[2], left)
 	}
 	if s, ok := r.Get(ids[1]); !ok || s.Calls != 1 {
 		t.Errorf("running %s lost its usage: %+v", ids[1], s)
