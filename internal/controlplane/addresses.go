@@ -151,7 +151,7 @@ func addressParams(p params) (allocID, publicIP string, err error) {
 	case allocID == "" && publicIP == "":
 		return "", "", errMissing("AllocationId")
 	case allocID != "" && !imds.ValidAllocationID(allocID):
-		return "", "", newAPIError(http.StatusBadRequest, "InvalidAllocationID.Malformed", "Invalid id: \""+allocID+"\" (expecting \"eipalloc-...\")")
+		return "", "", errMalformedID("InvalidAllocationID.Malformed", allocID, "eipalloc")
 	case allocID == "" && !parseOr(publicIP).Is4():
 		return "", "", errInvalid("Invalid value '" + publicIP + "' for PublicIp.")
 	}
@@ -387,7 +387,7 @@ func (s *Server) describeAddresses(ctx context.Context, p params) (response, err
 		return nil, err
 	}
 	allocIDs, wantAlloc, err := idSet(p, "AllocationId", imds.ValidAllocationID, func(id string) *apiError {
-		return newAPIError(http.StatusBadRequest, "InvalidAllocationID.Malformed", "Invalid id: \""+id+"\" (expecting \"eipalloc-...\")")
+		return errMalformedID("InvalidAllocationID.Malformed", id, "eipalloc")
 	})
 	if err != nil {
 		return nil, err

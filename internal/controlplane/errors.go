@@ -44,7 +44,13 @@ func errInstanceNotFound(ids ...string) *apiError {
 }
 
 func errInstanceMalformed(id string) *apiError {
-	return newAPIError(http.StatusBadRequest, "InvalidInstanceID.Malformed", "Invalid id: \""+id+"\" (expecting \"i-...\")")
+	return errMalformedID("InvalidInstanceID.Malformed", id, "i")
+}
+
+// errMalformedID is EC2's answer to an id that cannot be of its kind
+// (prefix "vpc" for vpc-..., "i" for i-...).
+func errMalformedID(code, id, prefix string) *apiError {
+	return newAPIError(http.StatusBadRequest, code, "Invalid id: \""+id+"\" (expecting \""+prefix+"-...\")")
 }
 
 func errIncorrectState(id, state string) *apiError {

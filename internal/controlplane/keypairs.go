@@ -307,7 +307,7 @@ func (s *Server) deleteKeyPair(ctx context.Context, p params) (response, error) 
 	case name == "" && id == "":
 		return nil, errMissing("KeyName")
 	case id != "" && !imds.ValidKeyPairID(id):
-		return nil, newAPIError(http.StatusBadRequest, "InvalidKeyPairId.Malformed", "Invalid id: \""+id+"\" (expecting \"key-...\")")
+		return nil, errMalformedID("InvalidKeyPairId.Malformed", id, "key")
 	}
 	var deleted string
 	err = s.update(ctx, dry, func(tx imds.Tx) error {

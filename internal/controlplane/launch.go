@@ -73,7 +73,7 @@ func (s *Server) parseLaunch(p params) (*launchSpec, error) {
 		return nil, err
 	}
 	if !amiIDRe.MatchString(sp.imageID) {
-		return nil, newAPIError(http.StatusBadRequest, "InvalidAMIID.Malformed", "Invalid id: \""+sp.imageID+"\" (expecting \"ami-...\")")
+		return nil, errMalformedID("InvalidAMIID.Malformed", sp.imageID, "ami")
 	}
 	if v, ok := p.get("InstanceType"); ok {
 		if !instanceTypeRe.MatchString(v) {
@@ -476,7 +476,7 @@ func parseSubnetID(p params, key string) (string, error) {
 		return "", nil
 	}
 	if !subnetIDRe.MatchString(v) {
-		return "", newAPIError(http.StatusBadRequest, "InvalidSubnetID.Malformed", "Invalid id: \""+v+"\" (expecting \"subnet-...\")")
+		return "", errMalformedID("InvalidSubnetID.Malformed", v, "subnet")
 	}
 	return v, nil
 }
@@ -492,7 +492,7 @@ func parseGroups(p params, idKey, nameKey string) ([]imds.SecurityGroup, []strin
 	var groups []imds.SecurityGroup
 	for _, id := range ids {
 		if !sgIDRe.MatchString(id) {
-			return nil, nil, newAPIError(http.StatusBadRequest, "InvalidGroupId.Malformed", "Invalid id: \""+id+"\" (expecting \"sg-...\")")
+			return nil, nil, errMalformedID("InvalidGroupId.Malformed", id, "sg")
 		}
 		groups = append(groups, imds.SecurityGroup{ID: id, Name: id})
 	}

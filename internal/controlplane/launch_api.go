@@ -144,7 +144,7 @@ func (s *Server) launchSpecFor(li LaunchInput) (*launchSpec, error) {
 		sp.imageID = ImageIDFor("")
 	}
 	if !amiIDRe.MatchString(sp.imageID) {
-		return nil, newAPIError(400, "InvalidAMIID.Malformed", "Invalid id: \""+sp.imageID+"\" (expecting \"ami-...\")")
+		return nil, errMalformedID("InvalidAMIID.Malformed", sp.imageID, "ami")
 	}
 	if li.InstanceType != "" {
 		if !instanceTypeRe.MatchString(li.InstanceType) {

@@ -12,7 +12,7 @@ import (
 )
 
 func errSubnetMalformed(id string) *apiError {
-	return newAPIError(http.StatusBadRequest, "InvalidSubnetID.Malformed", "Invalid id: \""+id+"\" (expecting \"subnet-...\")")
+	return errMalformedID("InvalidSubnetID.Malformed", id, "subnet")
 }
 
 type xmlSubnetIPv6Assoc struct {

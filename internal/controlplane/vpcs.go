@@ -27,7 +27,7 @@ func parseVPCID(p params, key string) (string, error) {
 		return "", err
 	}
 	if !imds.ValidVPCID(id) {
-		return "", newAPIError(http.StatusBadRequest, "InvalidVpcID.Malformed", "Invalid id: \""+id+"\" (expecting \"vpc-...\")")
+		return "", errMalformedID("InvalidVpcID.Malformed", id, "vpc")
 	}
 	return id, nil
 }
@@ -294,7 +294,7 @@ func (s *Server) describeVpcs(ctx context.Context, p params) (response, error) {
 		return nil, err
 	}
 	ids, want, err := idSet(p, "VpcId", imds.ValidVPCID, func(id string) *apiError {
-		return newAPIError(http.StatusBadRequest, "InvalidVpcID.Malformed", "Invalid id: \""+id+"\" (expecting \"vpc-...\")")
+		return errMalformedID("InvalidVpcID.Malformed", id, "vpc")
 	})
 	if err != nil {
 		return nil, err
